@@ -1,0 +1,46 @@
+"""The error type for a user's mistake, and the command-line wrapper that reports it.
+
+A UserError reaches the user as one line on stderr and exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable, Optional, Sequence
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """A problem with the user's input: a file, an option or a config value.
+
+    The message names the value and says what to do.
+    """
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Configure the root logger once for a command-line program."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def run_cli(
+    main: Callable[[Optional[Sequence[str]]], int],
+    argv: Optional[Sequence[str]] = None,
+    program: Optional[str] = None,
+) -> int:
+    """Run a command's `main`, turning a UserError or Ctrl-C into one line and an exit status."""
+    name = program or (sys.argv[0].rsplit("/", 1)[-1] if sys.argv else "llrformer")
+    try:
+        return main(argv) or 0
+    except UserError as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
