@@ -1,0 +1,274 @@
+"""Checkpoint reading, strict loading into LLRFormer, and the search for a checkpoint.
+
+Three file forms are accepted: a bare state dict (`model_best.pth`, `final_state.pth`), a
+training checkpoint dict with `state_dict` or `best_state_dict` (`checkpoint.pth`), and either
+of them with every key prefixed `module.` (saved from DataParallel). Files are read with
+`torch.load(weights_only=True)`, so a file whose unpickling would run code is rejected.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from .config import ConfigNode, load_config
+from .errors import UserError
+from .model import LLRFormer, build_model
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+STATE_DICT_KEYS = ("state_dict", "best_state_dict", "model_state_dict", "model")
+
+# numpy scalars and dtypes (a saved `perf` value, for example) unpickle without running code.
+# Files written under numpy 1 name the scalar constructor numpy.core, under numpy 2 numpy._core.
+_NUMPY_SCALAR = np.float64(0.0).__reduce__()[0]
+_SAFE_NUMPY_GLOBALS = [
+    (_NUMPY_SCALAR, "numpy.core.multiarray.scalar"),
+    (_NUMPY_SCALAR, "numpy._core.multiarray.scalar"),
+    np.dtype,
+] + [type(np.dtype(name)) for name in ("float64", "float32", "int64", "int32", "bool")]
+
+
+def _torch_load(path: Path, mmap: bool) -> object:
+    with torch.serialization.safe_globals(_SAFE_NUMPY_GLOBALS):
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+
+
+def read_checkpoint(path: PathLike) -> object:
+    """Read a checkpoint file with weights_only=True, memory-mapped when the format allows.
+
+    Raises UserError for a missing, empty, truncated or non-checkpoint file, and for a file
+    whose unpickling would run code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(
+            f"checkpoint {path} is empty (0 bytes); it was probably interrupted "
+            "while being written: train again or copy the file again"
+        )
+    try:
+        return _torch_load(path, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as error:
+        first_line = str(error).strip().splitlines()[-1] if str(error).strip() else ""
+        if "Weights only load failed" in str(error) or "Unsupported global" in str(error):
+            raise UserError(
+                f"rejected checkpoint {path}: unpickling it would run code or build objects "
+                f"other than tensors ({first_line[:160]}); re-save it as a plain state dict "
+                "with torch.save(model.state_dict(), ...) from code you trust"
+            ) from None
+        raise UserError(f"{path} is not a valid PyTorch checkpoint: {first_line[:160]}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(
+            f"{path} is not a readable PyTorch checkpoint (truncated or another "
+            f"format): {message[:200]}"
+        ) from None
+
+
+def extract_state_dict(
+    checkpoint: object, path: PathLike = "checkpoint"
+) -> Dict[str, torch.Tensor]:
+    """Return the model state dict of any accepted checkpoint form, without `module.` prefixes."""
+    state = checkpoint
+    if isinstance(checkpoint, dict) and not _is_state_dict(checkpoint):
+        for key in STATE_DICT_KEYS:
+            if isinstance(checkpoint.get(key), dict) and _is_state_dict(checkpoint[key]):
+                state = checkpoint[key]
+                break
+        else:
+            keys = ", ".join(sorted(map(str, checkpoint))[:8])
+            raise UserError(
+                f"{path} holds no model weights: expected a state dict or a dict "
+                f"with one of {', '.join(STATE_DICT_KEYS)}; found keys {keys}"
+            )
+    if not isinstance(state, dict) or not _is_state_dict(state):
+        raise UserError(f"{path} holds a {type(state).__name__}, not a model state dict")
+    if state and all(key.startswith("module.") for key in state):
+        state = {key[len("module.") :]: value for key, value in state.items()}
+    return state
+
+
+def _is_state_dict(value: dict) -> bool:
+    return bool(value) and all(
+        isinstance(key, str) and isinstance(item, torch.Tensor) for key, item in value.items()
+    )
+
+
+def infer_geometry(state: Dict[str, torch.Tensor]) -> Dict[str, object]:
+    """Read NUM_JOINTS, DIM, layer count, patch count and heatmap pixels from tensor shapes."""
+    facts: Dict[str, object] = {}
+    if "transformer.kp_init" in state:
+        _, keypoints, dim = state["transformer.kp_init"].shape
+        facts.update(NUM_JOINTS=int(keypoints), DIM=int(dim))
+    if "transformer.vis_pos" in state:
+        facts["patches"] = int(state["transformer.vis_pos"].shape[1])
+    layers = {
+        key.split(".")[2]
+        for key in state
+        if key.startswith("transformer.cross_self_transformer_layers.")
+    }
+    if layers:
+        facts["CROSS_SELF_ATTENTION_LAYERS"] = len(layers)
+    head = sorted(
+        key for key in state if key.startswith("transformer.mlp_head.") and key.endswith(".bias")
+    )
+    if head and "NUM_JOINTS" in facts:
+        facts["heatmap_pixels"] = int(state[head[-1]].shape[0]) // int(facts["NUM_JOINTS"])
+    return facts
+
+
+def _expected_shapes(cfg: ConfigNode) -> Dict[str, Tuple[int, ...]]:
+    return {
+        key: tuple(value.shape)
+        for key, value in build_model(cfg, initialize=False).state_dict().items()
+    }
+
+
+def _describe_mismatch(
+    state: Dict[str, torch.Tensor],
+    expected: Dict[str, Tuple[int, ...]],
+    cfg: ConfigNode,
+    path: PathLike,
+    config_dir: Optional[Path],
+) -> str:
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{key} {tuple(state[key].shape)} vs {expected[key]}"
+        for key in sorted(expected)
+        if key in state and tuple(state[key].shape) != expected[key]
+    ]
+
+    def listing(label: str, items: List[str]) -> str:
+        shown = "; ".join(items[:3]) + (f"; ... ({len(items)} in all)" if len(items) > 3 else "")
+        return f"\n  {label}: {shown}"
+
+    lines = [f"checkpoint {path} does not fit config {cfg.get('path') or 'defaults'}"]
+    if missing:
+        lines.append(listing("missing keys", missing))
+    if unexpected:
+        lines.append(listing("unexpected keys", unexpected))
+    if wrong:
+        lines.append(listing("wrong shapes (checkpoint vs model)", wrong))
+    facts = infer_geometry(state)
+    if facts:
+        lines.append(
+            "\n  the checkpoint's shapes say: "
+            + ", ".join(f"{key}={value}" for key, value in facts.items())
+        )
+    fitting = find_fitting_configs(state, config_dir) if config_dir else []
+    if fitting:
+        lines.append(f"\n  configs that fit: {', '.join(str(p) for p in fitting)}")
+    return "".join(lines)
+
+
+def find_fitting_configs(state: Dict[str, torch.Tensor], config_dir: Path) -> List[Path]:
+    """Return the YAML files in `config_dir` whose model has exactly the checkpoint's shapes."""
+    shapes = {key: tuple(value.shape) for key, value in state.items()}
+    fitting = []
+    for candidate in sorted(Path(config_dir).glob("*.yaml")):
+        try:
+            if _expected_shapes(load_config(candidate)) == shapes:
+                fitting.append(candidate)
+        except UserError:
+            continue
+    return fitting
+
+
+def load_model(
+    cfg: ConfigNode,
+    checkpoint_path: PathLike,
+    device: Union[str, torch.device] = "cpu",
+    config_dir: Optional[Path] = None,
+) -> LLRFormer:
+    """Build LLRFormer without random initialisation and load a checkpoint strictly.
+
+    The model is returned in eval mode on `device`. Raises UserError listing missing,
+    unexpected and mis-shaped keys, and the configs in `config_dir` that would fit.
+    """
+    state = extract_state_dict(read_checkpoint(checkpoint_path), checkpoint_path)
+    model = build_model(cfg, initialize=False)
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    shapes = {key: tuple(value.shape) for key, value in state.items()}
+    if shapes != expected:
+        raise UserError(_describe_mismatch(state, expected, cfg, checkpoint_path, config_dir))
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.to(device).eval()
+
+
+def read_tensors(path: PathLike, keys: Sequence[str]) -> Dict[str, torch.Tensor]:
+    """Read only the named tensors of a checkpoint (memory-mapped, `module.` prefix allowed)."""
+    state = extract_state_dict(read_checkpoint(path), path)
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise UserError(
+            f"checkpoint {path} has no tensor {missing[0]}; is it an LLRFormer checkpoint?"
+        )
+    return {key: state[key].clone() for key in keys}
+
+
+def checkpoint_search_paths(cfg: ConfigNode, root: Path) -> List[Tuple[str, Path]]:
+    """List where a checkpoint is looked for, in order, as (description, path or glob)."""
+    places: List[Tuple[str, Path]] = []
+    if cfg.TEST.MODEL_FILE:
+        model_file = Path(cfg.TEST.MODEL_FILE)
+        places.append(
+            ("TEST.MODEL_FILE", model_file if model_file.is_absolute() else root / model_file)
+        )
+    output = root / (cfg.OUTPUT_DIR or "output") / cfg.DATASET.DATASET / cfg.MODEL.NAME
+    places.append(("newest training run", output / "*" / "model_best.pth"))
+    places.append(("published layout", output / "model_best.pth"))
+    return places
+
+
+def find_checkpoint(cfg: ConfigNode, root: Path) -> Path:
+    """Return the first checkpoint found in `checkpoint_search_paths`, or raise UserError."""
+    places = checkpoint_search_paths(cfg, root)
+    for _, place in places:
+        if "*" in place.name or "*" in place.parent.name:
+            matches = sorted(
+                place.parent.parent.glob(f"{place.parent.name}/{place.name}"),
+                key=lambda p: p.stat().st_mtime,
+                reverse=True,
+            )
+            if matches:
+                return matches[0]
+        elif place.is_file():
+            return place
+    searched = "; ".join(str(place) for _, place in places)
+    raise UserError(
+        f"no checkpoint found; searched {searched}. Pass --checkpoint PATH, or "
+        "train one with `python tools/train.py --cfg configs/llrformer_demo.yaml`"
+    )
+
+
+def resolve_config_and_checkpoint(
+    config: Optional[PathLike], checkpoint: Optional[PathLike], root: Path, default_config: PathLike
+) -> Tuple[ConfigNode, Path]:
+    """Choose the config and checkpoint a command should use, and log the choice.
+
+    An explicit config wins. Otherwise the `config.yaml` saved beside the checkpoint is used
+    when there is one, else `default_config`.
+    """
+    cfg = load_config(config) if config else None
+    if checkpoint:
+        checkpoint_path = Path(checkpoint)
+        if not checkpoint_path.is_file():
+            raise UserError(f"checkpoint not found: {checkpoint_path}")
+    else:
+        checkpoint_path = find_checkpoint(cfg or load_config(default_config), root)
+    if cfg is None:
+        beside = checkpoint_path.parent / "config.yaml"
+        cfg = load_config(beside if beside.is_file() else default_config)
+    logger.info("checkpoint: %s", checkpoint_path)
+    logger.info("config: %s", cfg.path)
+    return cfg, checkpoint_path
