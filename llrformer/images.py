@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
-from .image_headers import ImageHeader, read_header
+from .image_headers import ImageHeader, image_error, read_header
 
 LOGGER = logging.getLogger(__name__)
 
@@ -70,11 +70,6 @@ class LoadedImage:
     def size(self) -> Tuple[int, int]:
         """(width, height) of `rgb` in pixels."""
         return int(self.rgb.shape[1]), int(self.rgb.shape[0])
-
-
-def image_error(path: PathLike, problem: str, action: str) -> UserError:
-    """Build the UserError for an unreadable image: what failed, which file, what to do."""
-    return UserError(f"cannot read image {path}: {problem}; {action}")
 
 
 def resolve_max_pixels(max_pixels: Optional[int] = None) -> int:
@@ -201,7 +196,7 @@ def _choose_reduction(header: ImageHeader, max_pixels: int, path: Path) -> int:
 
 
 def _decode(path: Path, header: ImageHeader, reduction: int) -> np.ndarray:
-    """Decode with OpenCV, keeping bit depth and channels; JPEG orientation is left to us."""
+    """Decode with OpenCV, keeping bit depth and channels, without the EXIF orientation."""
     data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
     if header.format == "jpeg" and reduction > 1:
         flags = _JPEG_REDUCED_FLAGS[reduction] | cv2.IMREAD_IGNORE_ORIENTATION
@@ -305,7 +300,7 @@ def range_lookup(low: int, high: int, size: int) -> np.ndarray:
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
-    """Return `image` ([H, W, ...]) turned as EXIF orientation 1..8 asks a viewer to show it.
+    """Return `image` ([H, W, ...]) rotated or flipped as EXIF orientation 1..8 specifies.
 
     Orientations 5 to 8 swap width and height. Unknown values leave the image as it is.
     """
