@@ -19,6 +19,7 @@ import torch
 
 from .config import ConfigNode, load_config
 from .errors import UserError
+from .hrnet import fuse_conv_batchnorm
 from .model import LLRFormer, build_model
 
 logger = logging.getLogger(__name__)
@@ -190,11 +191,14 @@ def load_model(
     checkpoint_path: PathLike,
     device: Union[str, torch.device] = "cpu",
     config_dir: Optional[Path] = None,
+    fuse_batchnorm: bool = False,
 ) -> LLRFormer:
     """Build LLRFormer without random initialisation and load a checkpoint strictly.
 
-    The model is returned in eval mode on `device`. Raises UserError listing missing,
-    unexpected and mis-shaped keys, and the configs in `config_dir` that would fit.
+    The model is returned in eval mode on `device`. With `fuse_batchnorm`, BN layers are
+    folded into the convolutions (a faster backbone, same outputs to float rounding, for
+    inference only). Raises UserError listing missing, unexpected and mis-shaped keys, and
+    the configs in `config_dir` that would fit.
     """
     state = extract_state_dict(read_checkpoint(checkpoint_path), checkpoint_path)
     model = build_model(cfg, initialize=False)
@@ -203,7 +207,10 @@ def load_model(
     if shapes != expected:
         raise UserError(_describe_mismatch(state, expected, cfg, checkpoint_path, config_dir))
     model.load_state_dict(state, strict=True, assign=True)
-    return model.to(device).eval()
+    model.eval()
+    if fuse_batchnorm:
+        fuse_conv_batchnorm(model.pre_feature)
+    return model.to(device)
 
 
 def read_tensors(path: PathLike, keys: Sequence[str]) -> Dict[str, torch.Tensor]:

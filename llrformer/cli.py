@@ -78,7 +78,7 @@ def load_model_from_args(args: argparse.Namespace) -> Tuple[ConfigNode, Path, LL
         args.config, args.checkpoint, REPO_ROOT, DEFAULT_CONFIG
     )
     device = resolve_device(args.device)
-    model = load_model(cfg, checkpoint, device=device, config_dir=CONFIG_DIR)
+    model = load_model(cfg, checkpoint, device=device, config_dir=CONFIG_DIR, fuse_batchnorm=True)
     logger.info(
         "model: %d keypoints, %d layers, patch grid %d x %d, on %s",
         model.num_keypoints,

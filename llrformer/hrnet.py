@@ -11,6 +11,7 @@ from typing import List, Optional, Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 BN_MOMENTUM = 0.1
 
@@ -239,3 +240,28 @@ class HRNetBackbone(nn.Module):
         features = self.stage2(self._transition(self.transition1, [x]))
         features = self.stage3(self._transition(self.transition2, features))
         return features[0]
+
+
+def fuse_conv_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm into the convolution before it, in place.
+
+    Covers the `convN`/`bnN` attribute pairs of the blocks and stem, and (Conv2d, BatchNorm2d)
+    neighbours in nn.Sequential containers. The folded model computes the same function to
+    float rounding but has no BN entries in its state dict, so use it for inference only.
+    """
+    for child in module.children():
+        if child is not None:
+            fuse_conv_batchnorm(child)
+    for index in (1, 2, 3):
+        conv, norm = getattr(module, f"conv{index}", None), getattr(module, f"bn{index}", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+            setattr(module, f"conv{index}", fuse_conv_bn_eval(conv, norm))
+            setattr(module, f"bn{index}", nn.Identity())
+    if isinstance(module, nn.Sequential):
+        names = list(module._modules)
+        for first, second in zip(names, names[1:]):
+            conv, norm = module._modules[first], module._modules[second]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                module._modules[first] = fuse_conv_bn_eval(conv, norm)
+                module._modules[second] = nn.Identity()
+    return module

@@ -107,3 +107,13 @@ def test_batch_of_two_matches_single(golden):
     with torch.inference_mode():
         heatmaps = model(batch).numpy()
     assert np.allclose(heatmaps[1], prediction.heatmaps, atol=1e-5)
+
+
+def test_batchnorm_folding_keeps_outputs(golden):
+    _, rgb, prediction, expected, _ = golden
+    cfg = load_config(REFERENCE_DIR / "golden_small.yaml")
+    folded = load_model(cfg, GOLDEN / "model_best.pth", fuse_batchnorm=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    result = predict(folded, rgb, record=True)
+    assert relative_error(result.heatmaps, expected["heatmaps"]) < TOLERANCE
+    assert relative_error(result.cross_attention, expected["cross_attention"]) < TOLERANCE
