@@ -2,8 +2,8 @@
 
 Run: python benchmarks/bench_core.py  (full configs/llrformer.yaml, make_weights weights,
 one 384 x 1152 input, BN folded as the scripts do). "build" is the empty (meta) model alone,
-"build+load" a second build plus reading the checkpoint into it. Each measurement runs in a fresh child process, so peak resident memory
-is that of loading and running the model alone.
+"build+load" a second build plus reading the checkpoint into it. Each measurement runs in a
+fresh child process, so peak resident memory is that of loading and running the model alone.
 """
 
 from __future__ import annotations
