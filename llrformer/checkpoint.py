@@ -89,11 +89,11 @@ def extract_state_dict(
         else:
             keys = ", ".join(sorted(map(str, checkpoint))[:8])
             raise UserError(
-                f"{path} holds no model weights: expected a state dict or a dict "
+                f"{path} contains no model weights: expected a state dict or a dict "
                 f"with one of {', '.join(STATE_DICT_KEYS)}; found keys {keys}"
             )
     if not isinstance(state, dict) or not _is_state_dict(state):
-        raise UserError(f"{path} holds a {type(state).__name__}, not a model state dict")
+        raise UserError(f"{path} contains a {type(state).__name__}, not a model state dict")
     if state and all(key.startswith("module.") for key in state):
         state = {key[len("module.") :]: value for key, value in state.items()}
     return state

@@ -7,6 +7,7 @@ zigzag order, not raster order. Every map drawn from per-token values must undo 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional, Tuple
 
 import numpy as np
@@ -20,9 +21,9 @@ def zigzag_order(rows: int, cols: int) -> np.ndarray:
     """Return the (row, column) of each patch token, in token order, as int64 [rows * cols, 2].
 
     Walks the anti-diagonals s = 0 .. rows + cols - 2, alternating direction, as the published
-    model does. The published bounds tests compare rows with `cols` and columns with `rows`,
-    which only matters on non-square grids; pairs outside the grid and repeats are dropped and
-    the cells never reached are appended in raster order.
+    model does. Its bounds tests compare rows with `cols` and columns with `rows`, which only
+    matters on non-square grids. Pairs outside the grid and repeats are dropped, and the cells
+    never reached are appended in raster order.
     """
     pairs = []
     for s in range(rows + cols - 1):
@@ -78,12 +79,14 @@ class PatchGrid:
         """Return (height, width) of one patch in letterboxed input pixels."""
         return self.patch_h * self.stride, self.patch_w * self.stride
 
-    @property
+    @cached_property
     def order(self) -> np.ndarray:
-        """Return the (row, column) of each token, int64 [num_patches, 2]."""
-        return zigzag_order(self.rows, self.cols)
+        """Return the (row, column) of each token, int64 [num_patches, 2] (read-only)."""
+        order = zigzag_order(self.rows, self.cols)
+        order.flags.writeable = False
+        return order
 
-    @property
+    @cached_property
     def raster_index(self) -> np.ndarray:
         """Return, for each token, the raster index row * cols + col of its cell."""
         order = self.order

@@ -114,7 +114,7 @@ def test_code_running_pickle_rejected(tiny_config_path, tmp_path):
 def test_object_without_weights_rejected(tiny_config_path, tmp_path):
     path = tmp_path / "no_weights.pth"
     torch.save({"epoch": 3, "note": "hello"}, path)
-    with pytest.raises(UserError, match="holds no model weights"):
+    with pytest.raises(UserError, match="contains no model weights"):
         load_model(load_config(tiny_config_path), path)
 
 
