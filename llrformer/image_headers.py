@@ -36,7 +36,8 @@ class ImageHeader:
     """Facts from an image file header.
 
     `width` and `height` are the stored pixel grid, before the orientation is applied.
-    For DICOM they are 0, because pydicom reads the DICOM header.
+    For DICOM they are 0, because pydicom reads the DICOM header. `channels` is known
+    for JPEG only (0 elsewhere).
     """
 
     format: str
@@ -45,6 +46,7 @@ class ImageHeader:
     orientation: int = 1
     white_is_zero: bool = False
     scan_offset: int = 0
+    channels: int = 0
 
     @property
     def display_size(self) -> Tuple[int, int]:
@@ -137,7 +139,7 @@ def _png_header(handle: BinaryIO, path: Path) -> ImageHeader:
 def _jpeg_header(handle: BinaryIO, path: Path) -> ImageHeader:
     """Walk the JPEG markers up to the start of scan, reading the frame size and EXIF."""
     handle.seek(2)
-    width = height = 0
+    width = height = channels = 0
     orientation = 1
     while True:
         if _read_exactly(handle, 1) != b"\xff":
@@ -155,7 +157,7 @@ def _jpeg_header(handle: BinaryIO, path: Path) -> ImageHeader:
             break
         if marker in _JPEG_SOF_MARKERS:
             frame = _read_exactly(handle, length - 2)
-            height, width = struct.unpack(">HH", frame[1:5])
+            height, width, channels = struct.unpack(">HHB", frame[1:6])
         elif marker == 0xE1:
             segment = _read_exactly(handle, length - 2)
             if segment.startswith(b"Exif\x00\x00"):
@@ -164,7 +166,9 @@ def _jpeg_header(handle: BinaryIO, path: Path) -> ImageHeader:
             handle.seek(length - 2, os.SEEK_CUR)
     if width == 0 and height == 0:
         raise image_error(path, "the JPEG has no frame header", "export the image again")
-    return ImageHeader("jpeg", width, height, orientation=orientation, scan_offset=scan_offset)
+    return ImageHeader(
+        "jpeg", width, height, orientation=orientation, scan_offset=scan_offset, channels=channels
+    )
 
 
 def _tiff_header(handle: BinaryIO, path: Path) -> ImageHeader:

@@ -38,14 +38,14 @@ IMAGE_SUFFIXES: Tuple[str, ...] = (
 )
 
 # 64 megapixels is about 8,000 x 8,000, three times a typical full-length radiograph
-# (2,800 x 7,600). Decoding needs about 6 bytes per pixel at peak for 16-bit data.
+# (2,800 x 7,600). Decoding a 16-bit PNG took 6.1 bytes per pixel at peak (docs/inputs.md).
 DEFAULT_MAX_PIXELS = 64_000_000
 MAX_PIXELS_ENVIRONMENT = "LLRFORMER_MAX_PIXELS"
 
 _JPEG_REDUCED_FLAGS = {
-    2: cv2.IMREAD_REDUCED_COLOR_2,
-    4: cv2.IMREAD_REDUCED_COLOR_4,
-    8: cv2.IMREAD_REDUCED_COLOR_8,
+    2: (cv2.IMREAD_REDUCED_GRAYSCALE_2, cv2.IMREAD_REDUCED_COLOR_2),
+    4: (cv2.IMREAD_REDUCED_GRAYSCALE_4, cv2.IMREAD_REDUCED_COLOR_4),
+    8: (cv2.IMREAD_REDUCED_GRAYSCALE_8, cv2.IMREAD_REDUCED_COLOR_8),
 }
 
 PathLike = Union[str, os.PathLike]
@@ -183,13 +183,14 @@ def _choose_reduction(header: ImageHeader, max_pixels: int, path: Path) -> int:
                     factor,
                 )
                 return factor
-        reason = "even 1/8 size, the smallest a JPEG can be decoded at, is too large"
+        reason = ", even at 1/8 size (the smallest size libjpeg decodes to)"
     else:
-        reason = f"only JPEG can be decoded at reduced size, and this file is {header.format}"
+        kind = header.format.upper()
+        reason = f", and a {kind} file cannot be decoded at reduced size (only JPEG can)"
     raise image_error(
         path,
         f"the image is {width} x {height} pixels ({width * height / 1e6:.0f} megapixels), more "
-        f"than the limit of {max_pixels / 1e6:.0f} megapixels, and {reason}",
+        f"than the limit of {max_pixels / 1e6:.0f} megapixels{reason}",
         f"downscale it, or raise {MAX_PIXELS_ENVIRONMENT} if the machine has about 6 bytes "
         "of memory per pixel",
     )
@@ -199,7 +200,9 @@ def _decode(path: Path, header: ImageHeader, reduction: int) -> np.ndarray:
     """Decode with OpenCV, keeping bit depth and channels, without the EXIF orientation."""
     data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
     if header.format == "jpeg" and reduction > 1:
-        flags = _JPEG_REDUCED_FLAGS[reduction] | cv2.IMREAD_IGNORE_ORIENTATION
+        grey_flag, colour_flag = _JPEG_REDUCED_FLAGS[reduction]
+        flags = grey_flag if header.channels == 1 else colour_flag
+        flags |= cv2.IMREAD_IGNORE_ORIENTATION
     else:
         # IMREAD_UNCHANGED keeps 16-bit data and does not apply EXIF orientation.
         flags = cv2.IMREAD_UNCHANGED

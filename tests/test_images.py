@@ -411,7 +411,7 @@ def test_huge_png_rejected_from_header(tmp_path):
     path.write_bytes(png_claiming_size(16000, 48000, rows_of_zeros=48000))
     result = peak_memory_of_read(path, max_pixels=64_000_000)
     assert "16000 x 48000 pixels (768 megapixels)" in result["error"]
-    assert "only JPEG can be decoded at reduced size" in result["error"]
+    assert "a PNG file cannot be decoded at reduced size (only JPEG can)" in result["error"]
     assert result["growth_mb"] < 50
 
 
@@ -527,3 +527,14 @@ def test_hostile_image_gives_one_line(tmp_path, capsys, name, build, expected):
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"read_image: error: cannot read image {path}: ")
     assert expected in lines[0]
+
+
+def test_dicom_palette_colour_example():
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("examples_palette.dcm")  # bundled with pydicom, no download
+    loaded = read_image(path)
+    assert loaded.rgb.shape == (350, 800, 3)
+    # The Philips banner at the top is blue: more blue than red.
+    banner = loaded.rgb[:50].reshape(-1, 3).astype(float).mean(axis=0)
+    assert banner[2] > banner[0] + 20
