@@ -203,8 +203,12 @@ def _decode(path: Path, header: ImageHeader, reduction: int) -> np.ndarray:
         grey_flag, colour_flag = _JPEG_REDUCED_FLAGS[reduction]
         flags = grey_flag if header.channels == 1 else colour_flag
         flags |= cv2.IMREAD_IGNORE_ORIENTATION
+    elif header.format == "jpeg":
+        # IMREAD_COLOR converts CMYK and YCCK JPEGs to BGR, which IMREAD_UNCHANGED does not.
+        colour_flag = cv2.IMREAD_GRAYSCALE if header.channels == 1 else cv2.IMREAD_COLOR
+        flags = colour_flag | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_IGNORE_ORIENTATION
     else:
-        # IMREAD_UNCHANGED keeps 16-bit data and does not apply EXIF orientation.
+        # IMREAD_UNCHANGED keeps 16-bit data and alpha, and does not apply EXIF orientation.
         flags = cv2.IMREAD_UNCHANGED
     try:
         pixels = cv2.imdecode(data, flags)
@@ -242,7 +246,8 @@ def _drop_alpha(pixels: np.ndarray, path: Path) -> np.ndarray:
     channels = pixels.shape[2]
     if channels in (2, 4):
         alpha = pixels[..., -1]
-        if int(alpha.min()) < int(np.iinfo(alpha.dtype).max if alpha.dtype.kind in "ui" else 1):
+        opaque = np.iinfo(alpha.dtype).max if alpha.dtype.kind in "ui" else 1.0
+        if alpha.min() < opaque:
             LOGGER.warning(
                 "%s: alpha channel ignored; transparent pixels show their stored colour", path
             )
