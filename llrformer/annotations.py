@@ -168,6 +168,10 @@ def _load_document(path: Path) -> Dict[str, Any]:
         raise UserError(f"annotation {path} not found; check the path")
     try:
         text = path.read_bytes().decode("utf-8-sig")
+    except OSError as error:
+        raise UserError(
+            f"annotation {path} cannot be read ({error.strerror}); check that it is readable"
+        ) from None
     except UnicodeDecodeError as error:
         raise UserError(
             f"annotation {path} is not UTF-8 text (invalid byte at offset {error.start}); "

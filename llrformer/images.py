@@ -61,10 +61,10 @@ class LoadedImage:
 
     rgb: np.ndarray
     path: Path
-    pixel_spacing_mm: Optional[float]
-    original_size: Tuple[int, int]
-    reduction: float = 1.0
-    exif_orientation: int = 1
+    pixel_spacing_mm: Optional[float]  # mm per pixel of `rgb` (DICOM only), else None
+    original_size: Tuple[int, int]  # (width, height) at full size, after EXIF orientation
+    reduction: float = 1.0  # 1, or the JPEG decoding reduction 2, 4 or 8
+    exif_orientation: int = 1  # the EXIF orientation tag that was applied (1 = none)
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -124,8 +124,12 @@ def read_image(path: PathLike, max_pixels: Optional[int] = None) -> LoadedImage:
     source = Path(path)
     limit = resolve_max_pixels(max_pixels)
     _check_file(source)
-    with source.open("rb") as handle:
-        header = read_header(handle, source)
+    try:
+        with source.open("rb") as handle:
+            header = read_header(handle, source)
+    except OSError as error:
+        problem = f"the file cannot be opened ({error.strerror})"
+        raise image_error(source, problem, _PERMISSIONS) from None
 
     if header.format == "dicom":
         from .dicom import read_dicom
@@ -198,7 +202,11 @@ def _choose_reduction(header: ImageHeader, max_pixels: int, path: Path) -> int:
 
 def _decode(path: Path, header: ImageHeader, reduction: int) -> np.ndarray:
     """Decode with OpenCV, keeping bit depth and channels, without the EXIF orientation."""
-    data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    try:
+        data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    except OSError as error:
+        problem = f"the file cannot be read ({error.strerror})"
+        raise image_error(path, problem, _PERMISSIONS) from None
     if header.format == "jpeg" and reduction > 1:
         grey_flag, colour_flag = _JPEG_REDUCED_FLAGS[reduction]
         flags = grey_flag if header.channels == 1 else colour_flag
@@ -229,6 +237,7 @@ def _decode(path: Path, header: ImageHeader, reduction: int) -> np.ndarray:
 
 
 _REEXPORT = "export or copy the image again"
+_PERMISSIONS = "check that the file is readable"
 
 
 def _has_end_marker(data: np.ndarray, scan_offset: int) -> bool:
