@@ -28,10 +28,23 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     temporary = Path(temporary_name)
     try:
         yield temporary
+        # mkstemp creates the file with mode 0600. Give it the replaced file's mode, or the
+        # mode a plain open() would give, so figures and checkpoints stay readable by others.
+        os.chmod(temporary, _target_mode(target))
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(temporary, target)
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+def _target_mode(target: Path) -> int:
+    if target.exists():
+        return target.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_text_atomic(path: PathLike, text: str) -> None:
