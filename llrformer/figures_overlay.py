@@ -1,0 +1,223 @@
+"""Attention maps drawn over the radiograph: a grid of tall panels with one colour bar.
+
+Each panel is composed in numpy at its exact pixel size: the radiograph and the attention map
+are resampled with nearest-neighbour lookup, so every output pixel shows the attention of the
+patch under its centre, and the map is blended over the radiograph with an opacity that grows
+with the attention. Matplotlib only adds the frame, markers, labels and the colour bar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.lines import Line2D
+
+from .figures import PixelLayout, add_colorbar, add_header, header_height, wrap_text
+
+OVERLAY_CMAP = "turbo"
+MAX_OVERLAY_ALPHA = 0.6
+
+
+def blend_overlay(
+    gray_rgb: np.ndarray,
+    values: np.ndarray,
+    cmap: str = OVERLAY_CMAP,
+    max_alpha: float = MAX_OVERLAY_ALPHA,
+) -> np.ndarray:
+    """Blend a colour-mapped map over a radiograph: [h, w, 3] uint8 and [h, w] in 0..1.
+
+    The overlay's opacity grows with the value (0 where the value is 0, `max_alpha` at 1), so
+    the radiograph stays visible where attention is low, and through every colour.
+    """
+    values = np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0)
+    colors = colormaps[cmap](values, bytes=True)[..., :3].astype(np.float32)
+    alpha = (max_alpha * values)[..., None]
+    blended = gray_rgb.astype(np.float32) * (1.0 - alpha) + colors * alpha
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def nearest_indices(source: int, target: int) -> np.ndarray:
+    """Return, for each of `target` output pixels, the source pixel under its centre."""
+    return np.minimum(((np.arange(target) + 0.5) * source / target).astype(np.int64), source - 1)
+
+
+@dataclass(frozen=True)
+class LandmarkMarker:
+    """Where to mark a landmark on a panel, in pixels of the drawn image, and its source.
+
+    `source` is "ground truth" (from the annotation) or "prediction" (decoded heatmap).
+    """
+
+    x: float
+    y: float
+    source: str
+
+
+MARKER_STYLES = {
+    "ground truth": dict(marker="o", markersize=7, markerfacecolor="none",
+                         markeredgecolor="#00ff66", markeredgewidth=1.2),
+    "prediction": dict(marker="x", markersize=6, markeredgecolor="#ff2bd6",
+                       markeredgewidth=1.5),
+}  # fmt: skip
+
+
+def marker_legend_handles(markers: Sequence[Optional[LandmarkMarker]]) -> List[Line2D]:
+    """Return one legend handle per landmark source that the markers use."""
+    sources = list(dict.fromkeys(marker.source for marker in markers if marker is not None))
+    return [
+        Line2D([], [], linestyle="", label=f"{source} landmark", **MARKER_STYLES[source])
+        for source in sources
+    ]
+
+
+def compose_panel(
+    image: np.ndarray,
+    values: np.ndarray,
+    height: int,
+    width: int,
+    cmap: str = OVERLAY_CMAP,
+) -> np.ndarray:
+    """Return one panel [height, width, 3] uint8: `values` [h, w] in 0..1 over `image`.
+
+    `image` [h, w, 3] and `values` share their pixels. Both are resampled by nearest-neighbour
+    lookup, so an output pixel shows the value of the input pixel under its centre and a
+    patch's block keeps sharp edges.
+    """
+    rows = nearest_indices(image.shape[0], height)
+    columns = nearest_indices(image.shape[1], width)
+    return blend_overlay(image[rows][:, columns], values[rows][:, columns], cmap)
+
+
+@dataclass(frozen=True)
+class PanelGrid:
+    """Pixel geometry of a grid of equal panels, measured from the figure's top-left corner."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+    step_x: int
+    step_y: int
+
+    def box(self, row: int, column: int) -> Tuple[int, int]:
+        """Return the (left, top) pixel of a panel."""
+        return self.left + column * self.step_x, self.top + row * self.step_y
+
+
+def draw_image_panels(
+    image: np.ndarray,
+    panel_map: Callable[[int, int], np.ndarray],
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    panel_notes: Sequence[Sequence[str]],
+    markers: Sequence[Optional[LandmarkMarker]],
+    title: str,
+    subtitle: str,
+    colorbar_label: str,
+    dpi: int,
+    cmap: str = OVERLAY_CMAP,
+    panel_height: float = 3.6,
+) -> PixelLayout:
+    """Draw attention maps over a radiograph in rows x columns panels with one colour bar.
+
+    `image` is the radiograph [h, w, 3] uint8. `panel_map(row, column)` returns that panel's
+    map [h, w] in 0..1 in the same pixels. `markers` has one entry per column, in image
+    pixels. All panels are composed into one image in numpy, which matplotlib draws unscaled;
+    matplotlib adds the text, the markers and the colour bar.
+    """
+    rows, columns = len(row_labels), len(column_labels)
+    image_h, image_w = image.shape[:2]
+    panel_width = max(0.9, panel_height * image_w / image_h)
+    panel_height = panel_width * image_h / image_w
+    notes_lines = max(note.count("\n") + 1 for line in panel_notes for note in line)
+    left_room, gap_x, gap_y = 0.35, 0.18, 0.1
+    note_room = 0.06 + 0.105 * notes_lines
+    column_title, colorbar_room = 0.3, 1.05
+    grid_width = left_room + columns * (panel_width + gap_x)
+    width = max(grid_width + colorbar_room, 6.5)
+    subtitle = wrap_text(subtitle, width - 0.3, 8)
+    header = header_height(subtitle, legend=True)
+    row_step = note_room + panel_height + gap_y
+    layout = PixelLayout(width, header + column_title + rows * row_step, dpi)
+    grid_left = (width - colorbar_room - grid_width) / 2 + left_room
+    grid = PanelGrid(
+        left=layout.px(grid_left),
+        top=layout.px(header + column_title + note_room),
+        width=layout.px(panel_width),
+        height=layout.px(panel_height),
+        step_x=layout.px(panel_width + gap_x),
+        step_y=layout.px(row_step),
+    )
+
+    for row in range(rows):
+        for column in range(columns):
+            left, top = grid.box(row, column)
+            panel = compose_panel(image, panel_map(row, column), grid.height, grid.width, cmap)
+            layout.place_image(panel, left, top)
+            draw_frame(layout.background, left, top, grid.width, grid.height)
+
+    figure = layout.figure
+    scale_x, scale_y = grid.width / image_w, grid.height / image_h
+    for row in range(rows):
+        for column in range(columns):
+            left, top = grid.box(row, column)
+            layout.text(
+                left + grid.width / 2,
+                top - 3,
+                panel_notes[row][column],
+                va="bottom",
+                fontsize=6.5,
+                linespacing=1.1,
+            )
+            marker = markers[column]
+            if marker is not None:
+                layout.marker(
+                    left + marker.x * scale_x,
+                    top + marker.y * scale_y,
+                    MARKER_STYLES[marker.source],
+                )
+        left, top = grid.box(row, 0)
+        layout.text(
+            left - 6, top + grid.height / 2, row_labels[row], ha="right", rotation=90, fontsize=8.5
+        )
+    for column, label in enumerate(column_labels):
+        left, top = grid.box(0, column)
+        layout.text(
+            left + grid.width / 2,
+            top - layout.px(note_room + 0.04),
+            label,
+            va="bottom",
+            fontsize=8,
+            weight="bold",
+        )
+
+    mappable = ScalarMappable(norm=Normalize(0, 1), cmap=cmap)
+    bar_top = header + column_title + note_room
+    bar_height = min(rows, 2) * panel_height * 0.8
+    add_colorbar(
+        layout, mappable, colorbar_label, width - colorbar_room + 0.15, bar_top, bar_height
+    )
+    add_header(figure, title, subtitle, marker_legend_handles(markers))
+    return layout
+
+
+def draw_frame(canvas: np.ndarray, left: int, top: int, width: int, height: int) -> None:
+    """Draw a 1-pixel black frame just outside a panel's box on an RGB canvas."""
+    x0, y0 = max(left - 1, 0), max(top - 1, 0)
+    x1, y1 = min(left + width, canvas.shape[1] - 1), min(top + height, canvas.shape[0] - 1)
+    canvas[y0, x0 : x1 + 1] = 0
+    canvas[y1, x0 : x1 + 1] = 0
+    canvas[y0 : y1 + 1, x0] = 0
+    canvas[y0 : y1 + 1, x1] = 0
+
+
+def crop_to_image(letterboxed: np.ndarray, box) -> np.ndarray:
+    """Crop the letterbox padding from a letterboxed image [input_h, input_w, 3]."""
+    return letterboxed[
+        box.pad_top : box.pad_top + box.new_h, box.pad_left : box.pad_left + box.new_w
+    ]

@@ -1,0 +1,366 @@
+"""Options, inputs and outputs shared by the three visualization scripts.
+
+Every script accepts the same options (--config, --checkpoint, --device, --image,
+--annotation, --keypoints, --layers, --heads, --out-dir, --dpi, -v). Options that a script
+does not use are still accepted, say so in --help and log a warning when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from .cli import REPO_ROOT, add_model_arguments
+from .errors import UserError
+from .keypoints import keypoint_names, parse_keypoint_list
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OUT_DIR = REPO_ROOT / "attention_vis"
+DEFAULT_IMAGE_FOLDERS = (Path("data") / "test" / "images", Path("data") / "val" / "images")
+DEFAULT_DPI = 150
+NOT_USED = " (not used by this script)"
+SCRIPT_OPTIONS = ("image", "annotation", "keypoints", "layers", "heads", "device")
+
+
+def build_script_parser(
+    description: str,
+    used: Sequence[str],
+    default_keypoints: Optional[str] = None,
+) -> argparse.ArgumentParser:
+    """Build the parser shared by the visualization scripts.
+
+    `used` names the options from SCRIPT_OPTIONS that the script uses; the others are
+    accepted but marked as unused in --help. `default_keypoints` is the --keypoints default
+    (None: every keypoint).
+    """
+    parser = argparse.ArgumentParser(description=description)
+
+    def note(option: str) -> str:
+        return "" if option in used else NOT_USED
+
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=None,
+        help="radiograph to run the model on (default: the first image of data/test/images, "
+        "else of data/val/images, relative to the repository root)" + note("image"),
+    )
+    parser.add_argument(
+        "--annotation",
+        type=Path,
+        default=None,
+        help="LabelMe JSON with the ground-truth landmarks (default: the annotation found "
+        "beside the image, if any)" + note("annotation"),
+    )
+    parser.add_argument(
+        "--no-annotation",
+        action="store_true",
+        help="ignore any annotation and mark the model's predicted landmarks" + note("annotation"),
+    )
+    parser.add_argument(
+        "--keypoints",
+        default=default_keypoints,
+        help="landmark indices (0-based) or names, comma-separated, e.g. 4,5,R_LLP "
+        f"(default: {default_keypoints or 'all'})" + note("keypoints"),
+    )
+    parser.add_argument(
+        "--layers",
+        default="all",
+        help="transformer layers, 0-based and comma-separated, e.g. 0,2,5, or 'all' "
+        "(default: all)" + note("layers"),
+    )
+    parser.add_argument(
+        "--heads",
+        default="mean",
+        help="'mean' averages the attention over all heads; 'all' or a list such as 0,3 "
+        "also draws each of those heads (0-based) in its own figure (default: mean)"
+        + note("heads"),
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=DEFAULT_OUT_DIR,
+        help=f"folder for the figures and tables (default: {DEFAULT_OUT_DIR})",
+    )
+    parser.add_argument(
+        "--dpi",
+        type=int,
+        default=DEFAULT_DPI,
+        help=f"resolution of the saved figures in dots per inch (default: {DEFAULT_DPI})",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log timings and details")
+    parser.set_defaults(script_options_used=tuple(used))
+    return parser
+
+
+def warn_unused_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Log a warning for each option the user gave that this script does not use."""
+    for option in SCRIPT_OPTIONS:
+        if option in args.script_options_used:
+            continue
+        dest = option.replace("-", "_")
+        if getattr(args, dest) != parser.get_default(dest):
+            logger.warning("--%s is not used by this script; ignoring it", option)
+    if "annotation" not in args.script_options_used and args.no_annotation:
+        logger.warning("--no-annotation is not used by this script; ignoring it")
+
+
+def check_dpi(dpi: int) -> int:
+    """Return `dpi` if it is a usable figure resolution, else raise UserError."""
+    if not 30 <= dpi <= 1200:
+        raise UserError(f"--dpi {dpi} is out of range; use a value from 30 to 1200, e.g. 150")
+    return dpi
+
+
+def parse_layers(text: str, num_layers: int) -> List[int]:
+    """Parse --layers ("all" or "0,2,5") into sorted unique 0-based layer indices."""
+    return _parse_index_list(text, num_layers, "layer", "--layers")
+
+
+def parse_heads(text: str, num_heads: int) -> Optional[List[int]]:
+    """Parse --heads: None for "mean", else sorted unique 0-based head indices."""
+    if text.strip().lower() == "mean":
+        return None
+    return _parse_index_list(text, num_heads, "head", "--heads")
+
+
+def _parse_index_list(text: str, count: int, what: str, option: str) -> List[int]:
+    if text.strip().lower() == "all":
+        return list(range(count))
+    indices = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            index = int(item)
+        except ValueError:
+            raise UserError(
+                f"{option} {text!r}: {item!r} is not a {what} number; give 0-based "
+                f"numbers such as 0,2 or 'all'"
+            ) from None
+        if not 0 <= index < count:
+            raise UserError(
+                f"{option}: {what} {index} is out of range; the model has {what}s 0..{count - 1}"
+            )
+        indices.append(index)
+    if not indices:
+        raise UserError(f"{option} {text!r} names no {what}; give numbers such as 0,2 or 'all'")
+    return sorted(set(indices))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The layers, heads and keypoints a script draws, checked against the model config.
+
+    `heads` None means the mean over all heads.
+    """
+
+    layers: List[int]
+    heads: Optional[List[int]]
+    keypoints: List[int]
+    names: List[str]
+
+
+def select(args: argparse.Namespace, cfg) -> Selection:
+    """Check --layers, --heads and --keypoints against a config; raise UserError if invalid."""
+    num_keypoints = int(cfg.MODEL.NUM_JOINTS)
+    return Selection(
+        layers=parse_layers(args.layers, int(cfg.MODEL.CROSS_SELF_ATTENTION_LAYERS)),
+        heads=parse_heads(args.heads, int(cfg.MODEL.TRANSFORMER_HEADS)),
+        keypoints=parse_keypoints(args.keypoints, num_keypoints),
+        names=keypoint_names(num_keypoints),
+    )
+
+
+def resolve_checkpoint(args: argparse.Namespace):
+    """Return (config, checkpoint path) for --config and --checkpoint, searching if needed."""
+    from .checkpoint import resolve_config_and_checkpoint
+    from .cli import DEFAULT_CONFIG
+
+    return resolve_config_and_checkpoint(args.config, args.checkpoint, REPO_ROOT, DEFAULT_CONFIG)
+
+
+def load_model(cfg, checkpoint: Path, device_name: str):
+    """Load the checkpoint into an LLRFormer in eval mode on --device."""
+    from .checkpoint import load_model as load_checkpoint_model
+    from .cli import CONFIG_DIR, resolve_device
+
+    device = resolve_device(device_name)
+    return load_checkpoint_model(cfg, checkpoint, device=device, config_dir=CONFIG_DIR)
+
+
+def parse_keypoints(text: Optional[str], num_keypoints: int) -> List[int]:
+    """Parse --keypoints into indices, keeping the given order; None means every keypoint."""
+    if text is None or text.strip().lower() == "all":
+        return list(range(num_keypoints))
+    indices = parse_keypoint_list(text, num_keypoints)
+    return list(dict.fromkeys(indices))
+
+
+def default_image_path(root: Path = REPO_ROOT) -> Path:
+    """Return the first image of data/test/images, else of data/val/images, under `root`."""
+    from .images import list_images
+
+    searched = []
+    for folder in DEFAULT_IMAGE_FOLDERS:
+        directory = root / folder
+        searched.append(str(directory))
+        if directory.is_dir():
+            try:
+                return list_images(directory)[0]
+            except UserError:
+                continue
+    raise UserError(
+        f"no image given and none found in {' or '.join(searched)}; pass --image PATH, or "
+        "make phantom radiographs with `python tools/make_phantoms.py --out data`"
+    )
+
+
+@dataclass
+class ImageInput:
+    """The radiograph a script runs on, and its ground-truth landmarks if annotated.
+
+    `ground_truth` is [K, 2] (x, y) in pixels of `rgb` (NaN where a landmark is missing), or
+    None without an annotation.
+    """
+
+    rgb: np.ndarray
+    path: Path
+    annotation_path: Optional[Path]
+    ground_truth: Optional[np.ndarray]
+
+
+def load_image_input(
+    image: Optional[Path], annotation: Optional[Path], use_annotation: bool, num_keypoints: int
+) -> ImageInput:
+    """Read the image (default: `default_image_path`) and its annotation, if any.
+
+    An explicit `annotation` must exist; otherwise the annotation beside the image is used
+    when one is found. Annotation coordinates are mapped onto the decoded image, which a
+    very large JPEG may be reduced to.
+    """
+    from .images import read_image
+
+    image_path = Path(image) if image is not None else default_image_path()
+    if image is not None and not image_path.is_file():
+        raise UserError(f"image not found: {image_path}; pass an existing file to --image")
+    loaded = read_image(image_path)
+    logger.info("image: %s (%d x %d)", image_path, loaded.rgb.shape[1], loaded.rgb.shape[0])
+
+    annotation_path = None
+    if use_annotation:
+        annotation_path = annotation if annotation is not None else _find_annotation(image_path)
+        if annotation is not None and not Path(annotation).is_file():
+            raise UserError(
+                f"annotation not found: {annotation}; pass an existing LabelMe JSON file "
+                "to --annotation, or leave it out"
+            )
+    ground_truth = None
+    if annotation_path is not None:
+        from .annotations import image_size_mismatch, read_annotation
+
+        annotation_data = read_annotation(annotation_path)
+        mismatch = image_size_mismatch(
+            annotation_data, loaded.original_size, loaded.exif_orientation
+        )
+        if mismatch:
+            logger.warning("%s; marking the model's predictions instead", mismatch)
+            annotation_path = None
+        else:
+            keypoints = np.asarray(annotation_data.keypoints, dtype=np.float64)
+            ground_truth = np.full((num_keypoints, 2), np.nan)
+            count = min(num_keypoints, len(keypoints))
+            ground_truth[:count] = keypoints[:count] / loaded.reduction
+            logger.info(
+                "annotation: %s (%d of %d landmarks)",
+                annotation_path,
+                int(np.isfinite(ground_truth[:, 0]).sum()),
+                num_keypoints,
+            )
+    return ImageInput(loaded.rgb, image_path, annotation_path, ground_truth)
+
+
+def _find_annotation(image_path: Path) -> Optional[Path]:
+    from .annotations import find_annotation
+
+    found = find_annotation(image_path)
+    return Path(found) if found is not None else None
+
+
+def prepare_out_dir(path: Path) -> Path:
+    """Create the output folder, or raise UserError when it cannot be used."""
+    out_dir = Path(path)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out-dir {out_dir} is a file; pass a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the output folder {out_dir}: {error.strerror}") from None
+    return out_dir
+
+
+def keypoint_label(index: int, names: Sequence[str]) -> str:
+    """Return "4 R_FNeck_Cut_Up": the index and the name of a landmark."""
+    return f"{index} {names[index]}"
+
+
+class StepTimer:
+    """Log the duration of each step of a script at debug level, and the total at info level."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        begin = time.perf_counter()
+        yield
+        logger.debug("%s: %.2f s", name, time.perf_counter() - begin)
+
+    def finish(self) -> None:
+        logger.info("done in %.1f s", time.perf_counter() - self.start)
+
+
+def source_line(image_path: Optional[Path], checkpoint: Path) -> str:
+    """Return the "image: ... · checkpoint: ..." line that every figure carries."""
+    parts = []
+    if image_path is not None:
+        parts.append(f"image: {Path(image_path).name}")
+    parts.append(f"checkpoint: {_short_path(checkpoint)}")
+    return "   ·   ".join(parts)
+
+
+def _short_path(path: Path) -> str:
+    """Return `path` relative to the repository root when it lies inside it."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def record_self_attention(model, rgb: np.ndarray) -> np.ndarray:
+    """Run the model on an RGB image and return the keypoint rows of the self-attention.
+
+    Returns float32 [layers, heads, K, K + P] in model token order. Only the self-attention
+    keypoint rows are kept; the cross-attention is left to the fused kernel.
+    """
+    import torch
+
+    from .preprocess import prepare_input
+    from .recorder import AttentionRecorder
+
+    device = next(model.parameters()).device
+    batch, _, _ = prepare_input(rgb, model.image_size)
+    recorder = AttentionRecorder(model, keypoint_rows_only=True, kinds=("self",))
+    with torch.inference_mode(), recorder:
+        model(batch.to(device))
+    return recorder.stacked("self", batch_index=0).float().numpy()

@@ -1,0 +1,251 @@
+"""The three visualization scripts end to end on a tiny model, and their bad-input errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO_ROOT, TINY_CONFIG
+from PIL import Image
+
+from llrformer.errors import run_cli
+from llrformer.keypoints import KEYPOINT_NAMES
+
+VISUALIZATION = REPO_ROOT / "visualization"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, VISUALIZATION / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+layers_script = load_script("attention_vis_keypoint_attention_layers")
+visualize_script = load_script("attention_visualize")
+similarity_script = load_script("plot_keypoint_token_similarity")
+
+
+@pytest.fixture
+def annotated_image(tall_image: Path, tmp_path: Path) -> Path:
+    """The tall test image in a data/test layout with a LabelMe annotation of 36 landmarks."""
+    images = tmp_path / "data" / "test" / "images"
+    annotations = tmp_path / "data" / "test" / "annotations"
+    images.mkdir(parents=True)
+    annotations.mkdir(parents=True)
+    image = images / "leg.png"
+    image.write_bytes(tall_image.read_bytes())
+    width, height = Image.open(image).size
+    shapes = []
+    for index, name in enumerate(KEYPOINT_NAMES):
+        x = width * (0.3 if index % 2 == 0 else 0.7)
+        y = height * (0.1 + 0.8 * (index // 2) / 17)
+        shapes.append({"label": name, "points": [[x, y]], "shape_type": "point"})
+    document = {"shapes": shapes, "imageWidth": width, "imageHeight": height}
+    (annotations / "leg.json").write_text(json.dumps(document))
+    return image
+
+
+def model_options(config: Path, checkpoint: Path, out_dir: Path) -> list:
+    return [
+        "--config",
+        str(config),
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "--out-dir",
+        str(out_dir),
+        "--dpi",
+        "60",
+    ]
+
+
+def written(out_dir: Path) -> set:
+    return {path.name for path in out_dir.iterdir()}
+
+
+def test_layers_script_writes_figure_and_share(
+    tiny_config_path, tiny_checkpoint, annotated_image, tmp_path, capsys
+):
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    assert layers_script.main(options + ["--image", str(annotated_image)]) == 0
+
+    assert written(out_dir) == {"cross_keypoint_attention_layers.png", "keypoint_token_share.csv"}
+    with Image.open(out_dir / "cross_keypoint_attention_layers.png") as image:
+        assert image.format == "PNG"
+        assert image.size[0] > 300
+    share_lines = (out_dir / "keypoint_token_share.csv").read_text().splitlines()
+    assert share_lines[0] == "keypoint_index,keypoint_name,layer_0,layer_1"
+    assert len(share_lines) == 1 + 36
+    shares = np.array([[float(v) for v in line.split(",")[2:]] for line in share_lines[1:]])
+    assert ((shares > 0) & (shares < 1)).all()
+    assert "to keypoint tokens" in capsys.readouterr().out
+
+
+def test_layers_script_per_head_and_subset(
+    tiny_config_path, tiny_checkpoint, annotated_image, tmp_path
+):
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    arguments = ["--image", str(annotated_image), "--heads", "all", "--layers", "1"]
+    arguments += ["--keypoints", "0,1,R_LLP", "--scale", "row"]
+    assert layers_script.main(options + arguments) == 0
+    assert {
+        "cross_keypoint_attention_layers.png",
+        "cross_keypoint_attention_layers_head0.png",
+        "cross_keypoint_attention_layers_head1.png",
+    } <= written(out_dir)
+
+
+def test_visualize_script_outputs(
+    tiny_config_path, tiny_checkpoint, annotated_image, tmp_path, capsys
+):
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    assert visualize_script.main(options + ["--image", str(annotated_image)]) == 0
+
+    assert written(out_dir) == {
+        "cross_keypoint_attention_layers.jpg",
+        "keypoint_to_image_attention_keypoints_4_5_14_15.jpg",
+        "keypoint_to_image_cross_attention_keypoints_4_5_14_15.jpg",
+        "keypoint_token_share.csv",
+        "left_right_symmetry_keypoints_4_5_14_15.csv",
+    }
+    for name in written(out_dir):
+        if name.endswith(".jpg"):
+            with Image.open(out_dir / name) as image:
+                assert image.format == "JPEG"
+    rows = (out_dir / "left_right_symmetry_keypoints_4_5_14_15.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2 * 2  # pairs x kinds x layers
+    assert rows[1].startswith("4,R_FNeck_Cut_Up,5,L_FNeck_Cut_Up,self,0,")
+    assert ",ground truth," in rows[1]
+    printed = capsys.readouterr().out
+    assert "r mirrored near 1" in printed
+    assert "from the ground truth" in printed
+
+
+def test_visualize_script_names_heads_without_annotation(
+    tiny_config_path, tiny_checkpoint, annotated_image, tmp_path, capsys
+):
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    arguments = ["--image", str(annotated_image), "--no-annotation"]
+    arguments += ["--keypoints", "R_LLP,1", "--layers", "1", "--heads", "1"]
+    assert visualize_script.main(options + arguments) == 0
+
+    assert {
+        "keypoint_to_image_attention_keypoints_14_1.jpg",
+        "keypoint_to_image_cross_attention_keypoints_14_1.jpg",
+        "keypoint_to_image_attention_keypoint_14_by_head.jpg",
+        "keypoint_to_image_cross_attention_keypoint_1_by_head.jpg",
+        "cross_keypoint_attention_layers_head1.jpg",
+        "left_right_symmetry_keypoints_14_1.csv",
+    } <= written(out_dir)
+    assert "from the prediction" in capsys.readouterr().out
+
+
+def test_similarity_script_reads_token_tensors_only(tiny_checkpoint, tmp_path):
+    state = torch.load(tiny_checkpoint, weights_only=True)
+    keys = similarity_script.TOKEN_KEYS
+    tokens_only = tmp_path / "tokens_only.pth"
+    torch.save({"state_dict": {f"module.{key}": state[key] for key in keys}}, tokens_only)
+
+    out_dir = tmp_path / "figures"
+    arguments = ["--checkpoint", str(tokens_only), "--out-dir", str(out_dir), "--cluster"]
+    assert similarity_script.main(arguments) == 0
+    assert written(out_dir) == {"keypoint_token_similarity.png"}
+    with Image.open(out_dir / "keypoint_token_similarity.png") as image:
+        assert image.format == "PNG"
+
+
+def run_script_file(script: str, arguments: list, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(VISUALIZATION / script)] + arguments,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_scripts_run_as_files_from_both_folders(
+    tiny_config_path, tiny_checkpoint, annotated_image, tmp_path
+):
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    result = run_script_file(
+        "attention_visualize.py", options + ["--image", str(annotated_image)], VISUALIZATION
+    )
+    assert result.returncode == 0, result.stderr
+    result = run_script_file(
+        "plot_keypoint_token_similarity.py",
+        ["--checkpoint", str(tiny_checkpoint), "--out-dir", str(out_dir)],
+        REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "keypoint_token_similarity.png" in written(out_dir)
+
+
+@pytest.fixture
+def config_without_checkpoints(tmp_path: Path) -> Path:
+    path = tmp_path / "nowhere.yaml"
+    path.write_text(TINY_CONFIG + f"OUTPUT_DIR: {tmp_path / 'empty_output'}\n")
+    return path
+
+
+def error_lines(stderr: str) -> list:
+    """Return the error lines of a failed run; they must be its last lines of stderr.
+
+    Lines before them are the progress log ("checkpoint: ...", "config: ...").
+    """
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr
+    errors = [line for line in lines if ": error: " in line]
+    assert errors == lines[len(lines) - len(errors) :]
+    return errors
+
+
+BAD_INPUTS = {
+    "unknown landmark": (["--keypoints", "R_KNEE"], "unknown landmark name 'R_KNEE'"),
+    "layer out of range": (["--layers", "0,2"], "layer 2 is out of range"),
+    "head out of range": (["--heads", "2"], "head 2 is out of range"),
+    "missing image": (["--image", "MISSING"], "image not found"),
+    "missing annotation": (["--annotation", "MISSING"], "annotation not found"),
+    "bad dpi": (["--dpi", "5"], "--dpi 5 is out of range"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_one_line_exit_2(
+    case, tiny_config_path, tiny_checkpoint, annotated_image, tmp_path, capsys
+):
+    arguments, fragment = BAD_INPUTS[case]
+    arguments = [str(tmp_path / "missing") if item == "MISSING" else item for item in arguments]
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    options += ["--image", str(annotated_image)] + arguments
+
+    assert run_cli(visualize_script.main, options, program="attention_visualize.py") == 2
+    error = error_lines(capsys.readouterr().err)
+    assert len(error) == 1, error
+    assert fragment in error[0]
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+@pytest.mark.parametrize("script", [layers_script, visualize_script, similarity_script])
+def test_no_checkpoint_lists_places_searched(script, config_without_checkpoints, tmp_path, capsys):
+    arguments = ["--config", str(config_without_checkpoints), "--out-dir", str(tmp_path / "f")]
+    assert run_cli(script.main, arguments, program="script") == 2
+    error = error_lines(capsys.readouterr().err)
+    assert len(error) == 1, error
+    assert "no checkpoint found; searched" in error[0]
+    assert str(tmp_path / "empty_output") in error[0]
+    assert "tools/train.py" in error[0]

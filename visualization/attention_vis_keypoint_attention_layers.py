@@ -1,0 +1,89 @@
+"""Draw the keypoint-to-keypoint self-attention of every transformer layer.
+
+Writes cross_keypoint_attention_layers.png into attention_vis/ at the repository root (or
+--out-dir): one panel per layer with the K x K block of the self-attention of the keypoint
+tokens, averaged over heads. With --heads all or a list, it also writes
+cross_keypoint_attention_layers_head<N>.png per head. It prints, per layer, how much of each
+keypoint token's attention goes to keypoint tokens rather than patch tokens, and writes that
+per keypoint to keypoint_token_share.csv.
+
+Run with no arguments from the repository root or from visualization/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from llrformer import figures_outputs as outputs  # noqa: E402
+from llrformer import script_support as support  # noqa: E402
+from llrformer.errors import run_cli, setup_logging  # noqa: E402
+from llrformer.figures_attention import MATRIX_SCALES  # noqa: E402
+
+logger = logging.getLogger("attention_vis_keypoint_attention_layers")
+
+OUTPUT_NAME = "cross_keypoint_attention_layers.png"
+SHARE_CSV_NAME = "keypoint_token_share.csv"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = support.build_script_parser(
+        "Draw the self-attention among keypoint tokens for every transformer layer.",
+        used=("image", "keypoints", "layers", "heads", "device"),
+    )
+    parser.add_argument(
+        "--scale",
+        choices=MATRIX_SCALES,
+        default="shared",
+        help="colour scale: 'shared' = attention probabilities on one scale for all layers; "
+        "'layer' = each layer divided by its maximum; 'row' = each row rescaled to sum to 1 "
+        "over the keypoint tokens (default: shared)",
+    )
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    timer = support.StepTimer()
+    support.warn_unused_options(args, parser)
+    dpi = support.check_dpi(args.dpi)
+    out_dir = support.prepare_out_dir(args.out_dir)
+
+    cfg, checkpoint = support.resolve_checkpoint(args)
+    selection = support.select(args, cfg)
+    with timer.step("read image"):
+        image = support.load_image_input(args.image, None, False, len(selection.names))
+    with timer.step("load model"):
+        model = support.load_model(cfg, checkpoint, args.device)
+
+    with timer.step("forward pass"):
+        self_rows = support.record_self_attention(model, image.rgb)
+
+    outputs.report_keypoint_share(
+        self_rows, selection.layers, selection.keypoints, selection.names, out_dir / SHARE_CSV_NAME
+    )
+    with timer.step("figures"):
+        outputs.write_matrix_figures(
+            self_rows,
+            selection.layers,
+            selection.heads,
+            selection.keypoints,
+            selection.names,
+            args.scale,
+            support.source_line(image.path, checkpoint),
+            out_dir / OUTPUT_NAME,
+            dpi,
+        )
+    timer.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

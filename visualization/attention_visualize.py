@@ -1,0 +1,136 @@
+"""Draw what LLRFormer's keypoint tokens attend to, and how symmetric left and right are.
+
+Writes into attention_vis/ at the repository root (or --out-dir):
+- cross_keypoint_attention_layers.jpg: the self-attention among keypoint tokens per layer;
+- keypoint_to_image_attention_keypoints_<indices>.jpg: each chosen keypoint token's
+  self-attention on the patch tokens, drawn on the radiograph (rows = layers, columns =
+  keypoints);
+- keypoint_to_image_cross_attention_keypoints_<indices>.jpg: the same for the
+  cross-attention, the keypoint-to-patch step;
+- with --heads all or a list, keypoint_to_image_[cross_]attention_keypoint_<k>_by_head.jpg;
+- keypoint_token_share.csv and left_right_symmetry_keypoints_<indices>.csv.
+It prints the keypoint-token share per layer and a left/right symmetry table.
+
+Run with no arguments from the repository root or from visualization/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from llrformer import figures_outputs as outputs  # noqa: E402
+from llrformer import script_support as support  # noqa: E402
+from llrformer.errors import run_cli, setup_logging  # noqa: E402
+from llrformer.figures_attention import MATRIX_SCALES  # noqa: E402
+from llrformer.inference import predict  # noqa: E402
+
+logger = logging.getLogger("attention_visualize")
+
+MATRIX_NAME = "cross_keypoint_attention_layers.jpg"
+SHARE_CSV_NAME = "keypoint_token_share.csv"
+DEFAULT_KEYPOINTS = "4,5,14,15"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = support.build_script_parser(
+        "Draw keypoint-to-keypoint and keypoint-to-image attention of LLRFormer on a "
+        "radiograph and print a left/right symmetry analysis.",
+        used=("image", "annotation", "keypoints", "layers", "heads", "device"),
+        default_keypoints=DEFAULT_KEYPOINTS,
+    )
+    parser.add_argument(
+        "--scale",
+        choices=MATRIX_SCALES,
+        default="shared",
+        help="colour scale of the keypoint matrices: 'shared', 'layer' or 'row' "
+        "(see attention_vis_keypoint_attention_layers.py --help; default: shared)",
+    )
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    timer = support.StepTimer()
+    support.warn_unused_options(args, parser)
+    dpi = support.check_dpi(args.dpi)
+    out_dir = support.prepare_out_dir(args.out_dir)
+
+    cfg, checkpoint = support.resolve_checkpoint(args)
+    selection = support.select(args, cfg)
+    with timer.step("read image"):
+        image = support.load_image_input(
+            args.image, args.annotation, not args.no_annotation, len(selection.names)
+        )
+    with timer.step("load model"):
+        model = support.load_model(cfg, checkpoint, args.device)
+
+    with timer.step("forward pass"):
+        device = next(model.parameters()).device
+        prediction = predict(model, image.rgb, record=True, keypoint_rows_only=True, device=device)
+    attention = {"self": prediction.self_attention, "cross": prediction.cross_attention}
+    landmarks = outputs.choose_landmarks(
+        image.ground_truth, prediction.keypoints_input, prediction.letterbox
+    )
+    source = support.source_line(image.path, checkpoint)
+
+    outputs.report_keypoint_share(
+        attention["self"],
+        selection.layers,
+        list(range(model.num_keypoints)),
+        selection.names,
+        out_dir / SHARE_CSV_NAME,
+    )
+    with timer.step("matrix figures"):
+        outputs.write_matrix_figures(
+            attention["self"],
+            selection.layers,
+            selection.heads,
+            list(range(model.num_keypoints)),
+            selection.names,
+            args.scale,
+            source,
+            out_dir / MATRIX_NAME,
+            dpi,
+        )
+    context = outputs.ImageContext(
+        model.grid,
+        prediction.letterbox,
+        prediction.letterboxed_rgb,
+        landmarks,
+        selection.names,
+        source,
+        dpi,
+    )
+    with timer.step("keypoint-to-image figures"):
+        outputs.write_image_figures(
+            attention, selection.layers, selection.keypoints, context, out_dir
+        )
+        if selection.heads is not None:
+            outputs.write_head_figures(
+                attention, selection.layers, selection.heads, selection.keypoints, context, out_dir
+            )
+
+    indices = "_".join(str(index) for index in selection.keypoints)
+    outputs.report_symmetry(
+        attention,
+        selection.layers,
+        selection.keypoints,
+        model.grid,
+        landmarks,
+        selection.names,
+        out_dir / f"left_right_symmetry_keypoints_{indices}.csv",
+    )
+    timer.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

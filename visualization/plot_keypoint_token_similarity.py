@@ -1,0 +1,87 @@
+"""Draw the similarity of LLRFormer's 36 learned keypoint query tokens.
+
+Writes keypoint_token_similarity.png into attention_vis/ at the repository root (or
+--out-dir): the softmax of scaled dot products of the tokens, as the published script plots
+it, beside their cosine similarity. The tokens are kp_init + kp_id_emb + kp_pos of the
+checkpoint; only those three tensors are read and no model is built, so no image is needed.
+
+Run with no arguments from the repository root or from visualization/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from llrformer import script_support as support  # noqa: E402
+from llrformer.checkpoint import read_tensors  # noqa: E402
+from llrformer.errors import UserError, run_cli, setup_logging  # noqa: E402
+from llrformer.figures import save_figure  # noqa: E402
+from llrformer.figures_attention import token_similarity_figure  # noqa: E402
+from llrformer.keypoints import keypoint_names  # noqa: E402
+
+logger = logging.getLogger("plot_keypoint_token_similarity")
+
+OUTPUT_NAME = "keypoint_token_similarity.png"
+TOKEN_KEYS = ("transformer.kp_init", "transformer.kp_id_emb.weight", "transformer.kp_pos")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = support.build_script_parser(
+        "Draw the similarity of the keypoint query tokens of an LLRFormer checkpoint.",
+        used=("keypoints",),
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="order the landmarks by average-linkage hierarchical clustering on cosine "
+        "distance instead of the canonical order",
+    )
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    timer = support.StepTimer()
+    support.warn_unused_options(args, parser)
+    dpi = support.check_dpi(args.dpi)
+    out_dir = support.prepare_out_dir(args.out_dir)
+
+    with timer.step("read tokens"):
+        _, checkpoint = support.resolve_checkpoint(args)
+        tensors = read_tensors(checkpoint, TOKEN_KEYS)
+        init, identity, position = (tensors[key].double().numpy() for key in TOKEN_KEYS)
+        if not init.shape[1:] == identity.shape == position.shape[1:]:
+            raise UserError(
+                f"checkpoint {checkpoint}: the keypoint token tensors do not fit together "
+                f"({', '.join(f'{key} {tuple(tensors[key].shape)}' for key in TOKEN_KEYS)})"
+            )
+        tokens = init[0] + identity + position[0]
+    names = keypoint_names(len(tokens))
+    keypoints = support.parse_keypoints(args.keypoints, len(tokens))
+
+    with timer.step("figure"):
+        layout = token_similarity_figure(
+            tokens,
+            keypoints,
+            names,
+            args.cluster,
+            support.source_line(None, checkpoint),
+            dpi,
+        )
+        target = out_dir / OUTPUT_NAME
+        save_figure(layout, target)
+    logger.info("wrote %s", target)
+    timer.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
