@@ -2,10 +2,10 @@
 
 Run: python benchmarks/bench_phantoms.py [--count 300] [--workers 2]
 
-It writes --count training phantoms into a temporary folder with write_dataset (the same
-code as tools/make_phantoms.py), prints the wall time, the CPU time of the worker
-processes and images per second, then a per-stage split of one process's time per image
-(body geometry, rendering, JPEG encoding). The target is 300 images in under 20 s on two
+It writes --count training phantoms into a temporary folder with write_dataset, the code
+behind tools/make_phantoms.py. It prints the wall time, the CPU time of the worker
+processes and images per second. Then it splits one process's time per image into body
+geometry, rendering and JPEG encoding. The target is 300 images in under 20 s on two
 cores. Numbers depend on the machine and on other load, so the script prints the load
 average too.
 """

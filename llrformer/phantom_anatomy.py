@@ -6,11 +6,11 @@ leg frame whose +u axis points laterally (away from the midline) and whose y axi
 down with the femoral head centre at the origin, and then mirrored into the world frame.
 So the right leg (side sign -1) lands on the image's left.
 
-The construction follows the landmark definitions: the distal femoral joint line is the
-tangent to both condyles (its tangent points are LLP and MLP), the femoral mechanical axis
-runs from the head centre (FC) to the top of the intercondylar notch (IF), the tibial
-mechanical axis from the centre of the tibial spines (IR) to the ankle centre (midpoint of
-DLP and DMP). Angles follow Paley's conventions (mLDFA and LDTA lateral, MPTA medial).
+The construction follows the landmark definitions. The distal femoral joint line is the
+tangent to both condyles, touching them at LLP and MLP. The femoral mechanical axis runs
+from the head centre (FC) to the top of the intercondylar notch (IF). The tibial
+mechanical axis runs from the centre of the tibial spines (IR) to the ankle centre, the
+midpoint of DLP and DMP. mLDFA and LDTA are lateral angles, MPTA is a medial angle.
 """
 
 from __future__ import annotations
@@ -121,8 +121,8 @@ def sample_leg_parameters(rng: np.random.Generator, scale: float) -> LegParamete
         head_radius=normal(23.0, 1.4, 20.0, 27.0) * scale,
         neck_shaft_deg=normal(130.0, 4.0, 120.0, 140.0) + 0.2 * rotation,
         anatomic_mechanical_deg=normal(6.0, 0.6, 4.8, 7.2),
-        femur_mechanical_length=normal(410.0, 16.0, 370.0, 450.0) * scale,
-        tibia_length=normal(370.0, 15.0, 330.0, 410.0) * scale,
+        femur_mechanical_length=normal(405.0, 12.0, 375.0, 440.0) * scale,
+        tibia_length=normal(370.0, 11.0, 340.0, 400.0) * scale,
         mldfa_deg=mldfa,
         mpta_deg=mpta,
         ldta_deg=normal(89.0, 1.5, 86.0, 92.0),
@@ -403,7 +403,7 @@ def _leg_bones(lp: LegParameters, pts: Dict[str, np.ndarray]) -> List[Bone]:
         patella_centre,
         pts["n_f"],
         constant_stations(10.0, 1.2, CANCELLOUS),
-        gain=0.8,
+        gain=0.5,
     )
 
     length = float(np.dot(pts["A"] - pts["Tp"], pts["d_t"]))

@@ -31,6 +31,7 @@ from .phantom_shapes import (
     constant_stations,
     ellipse_polygon,
     segment,
+    smooth_closed,
     smooth_polyline,
     station_table,
 )
@@ -44,14 +45,16 @@ MIN_ANKLE_GAP_MM = 55.0
 class Body:
     """A phantom patient in world mm.
 
-    `soft_tissue` holds slabs, each [levels, 4]: world y, first skin x, second skin x and
-    the half-depth of the elliptic cross-section (mm).
+    `soft_tissue` contains slabs, each [levels, 4]: world y, first skin x, second skin x and
+    the half-depth of the elliptic cross-section (mm). `muscle` contains the slabs inside the
+    subcutaneous fat of the legs, in the same format.
     """
 
     legs: Dict[str, Leg]
     pelvis: List[Bone]
     strokes: List[Stroke]
     soft_tissue: List[np.ndarray]
+    muscle: List[np.ndarray]
     top_y: float
     bottom_y: float
     metal: List[MetalPart] = field(default_factory=list)
@@ -66,6 +69,7 @@ def _perturbed(lp: LegParameters, rng: np.random.Generator) -> LegParameters:
         values[name] = lp.__dict__[name] * float(np.clip(rng.normal(1.0, 0.012), 0.96, 1.04))
     for name in ("mldfa_deg", "mpta_deg", "ldta_deg", "jlca_deg", "neck_shaft_deg"):
         values[name] = lp.__dict__[name] + float(np.clip(rng.normal(0.0, 0.8), -2.0, 2.0))
+    values["anatomic_mechanical_deg"] += float(np.clip(rng.normal(0.0, 0.3), -0.6, 0.6))
     if rng.random() < 0.25:  # a deformity on one side only: take the other draw's angles
         for name in ("mldfa_deg", "mpta_deg", "jlca_deg"):
             values[name] = other.__dict__[name]
@@ -78,7 +82,7 @@ def _hemipelvis(sign: float, centre: np.ndarray, axes: np.ndarray, k: float, hip
     """Return (bones, strokes) of one hemipelvis in world mm.
 
     Shapes are drawn for a reference pelvis whose head centres are 180 mm apart and scaled
-    by `k`. `axes` holds the pelvis x axis (towards the patient's left) and y axis (down).
+    by `k`. `axes` contains the pelvis x axis (towards the patient's left) and y axis (down).
     """
     p = 90.0
 
@@ -92,9 +96,12 @@ def _hemipelvis(sign: float, centre: np.ndarray, axes: np.ndarray, k: float, hip
     rim = head + r_roof * np.array([np.sin(ce), -np.cos(ce)])
     roof = arc(head, np.array([1.0, 0.0]), np.array([0.0, 1.0]), r_roof, r_roof,
                -90.0 + hip["centre_edge_deg"], -90.0 - 75.0, 20)  # fmt: skip
-    ilium = chain(
+    crest = chain(
         bezier(np.array([40.0, -112.0]), np.array([62.0, -152.0]), np.array([98.0, -138.0])),
         bezier(np.array([98.0, -138.0]), np.array([142.0, -128.0]), np.array([136.0, -88.0])),
+    )
+    ilium = chain(
+        crest,
         bezier(np.array([136.0, -88.0]), np.array([124.0, -72.0]), np.array([129.0, -58.0])),
         bezier(np.array([129.0, -58.0]), np.array([126.0, -40.0]), rim),
         roof,
@@ -112,15 +119,16 @@ def _hemipelvis(sign: float, centre: np.ndarray, axes: np.ndarray, k: float, hip
         bezier(np.array([91.0, 86.0]), np.array([99.0, 60.0]), np.array([p + 4.0, 28.0])),
         bezier(np.array([p + 4.0, 28.0]), np.array([p + 2.0, 10.0]), np.array([p - 10.0, 6.0])),
     )
+    ring = smooth_closed(ring, 2)
     foramen = ellipse_polygon(np.array([55.0, 46.0]), 20.0, 27.0, 18.0)
 
     bones = [
         Bone("ilium", world(ilium), world([p, -60.0])[0], axes[1],
-             station_table([(-100.0, 3.0 * k, k, CANCELLOUS), (-30.0, 3.5 * k, k, CANCELLOUS),
-                            (15.0, 7.0 * k, k, CANCELLOUS), (45.0, 9.0 * k, k, CANCELLOUS)]),
+             station_table([(-100.0, 3.0 * k, k, 0.5), (-30.0, 3.5 * k, k, 0.5),
+                            (15.0, 7.0 * k, k, 0.6), (45.0, 9.0 * k, k, 0.7)]),
              gain=0.75),
         Bone("pubis-ischium", world(ring), world([50.0, 45.0])[0], axes[1],
-             constant_stations(6.5 * k, 1.5 * k, CANCELLOUS), holes=[world(foramen)], gain=0.85),
+             constant_stations(6.5 * k, 1.5 * k, 0.45), holes=[world(foramen)], gain=0.85),
     ]  # fmt: skip
     sourcil = arc(head, np.array([1.0, 0.0]), np.array([0.0, 1.0]), r_roof + 1.2, r_roof + 1.2,
                   -90.0 + hip["centre_edge_deg"] - 4.0, -90.0 - 50.0, 16)  # fmt: skip
@@ -139,7 +147,13 @@ def _hemipelvis(sign: float, centre: np.ndarray, axes: np.ndarray, k: float, hip
         head + np.array([-r_roof * 0.2, 4.0]),
         np.array([p - 26.0, 9.0]),
     )
+    # The cortex of the iliac crest is thick: a dense band just inside the outline.
+    centroid = np.array([95.0, -90.0])
+    crest_band = crest[3:-3] + 1.5 * (centroid - crest[3:-3]) / np.linalg.norm(
+        centroid - crest[3:-3], axis=1, keepdims=True
+    )
     strokes = [
+        Stroke(world(crest_band), 3.0 * k, 6.0),
         Stroke(world(posterior_wall), 1.8 * k, 5.0),
         Stroke(world(anterior_wall), 1.8 * k, 4.0),
         Stroke(world(sourcil), 2.6 * k, 14.0),
@@ -158,11 +172,14 @@ def _spine_and_sacrum(centre: np.ndarray, axes: np.ndarray, k: float) -> List[Bo
 
     right = [(-56.0, -116.0), (-50.0, -90.0), (-38.0, -55.0), (-22.0, -20.0), (-12.0, 2.0),
              (-5.0, 22.0)]  # fmt: skip
-    sacrum = np.array(
-        [(-20.0, -123.0), (20.0, -123.0)]
-        + [(-x, y) for x, y in right]
-        + [(0.0, 30.0)]
-        + right[::-1]
+    sacrum = smooth_closed(
+        np.array(
+            [(-20.0, -123.0), (20.0, -123.0)]
+            + [(-x, y) for x, y in right]
+            + [(0.0, 30.0)]
+            + right[::-1]
+        ),
+        2,
     )
     foramina = [
         Bone("sacral foramen", world(ellipse_polygon(np.array([side * 21.0, y]), r, r * 0.8)),
@@ -187,6 +204,16 @@ def _spine_and_sacrum(centre: np.ndarray, axes: np.ndarray, k: float) -> List[Bo
         Bone("L5 processes", world(processes), world([0.0, -155.0])[0], axes[1],
              constant_stations(5.0 * k, 1.0 * k, CANCELLOUS), gain=0.8),
     ] + foramina  # fmt: skip
+
+
+def _muscle(slab: np.ndarray, fat_fraction: float) -> np.ndarray:
+    """Return the muscle slab inside a leg slab whose outer `fat_fraction` of width is fat."""
+    muscle = slab.copy()
+    inset = 0.5 * fat_fraction * (slab[:, 2] - slab[:, 1])
+    muscle[:, 1] += inset
+    muscle[:, 2] -= inset
+    muscle[:, 3] *= 1.0 - fat_fraction
+    return muscle
 
 
 def _soft_tissue(
@@ -221,7 +248,7 @@ def _stance(params: Dict[str, LegParameters], half_hips: float) -> Dict[str, Leg
 
     The medial knee edges must stay MIN_KNEE_GAP_MM apart and the medial plafond corners
     MIN_ANKLE_GAP_MM; the medial lean of both limb axes drops by 0.5 degree steps until
-    they do (a negative lean stands the feet wider than the hips).
+    they do (a negative lean places the feet wider apart than the hips).
     """
     for _ in range(40):
         medial = {}
@@ -240,8 +267,8 @@ def _stance(params: Dict[str, LegParameters], half_hips: float) -> Dict[str, Leg
 
 def sample_body(rng: np.random.Generator) -> Body:
     """Draw a phantom patient: both legs, pelvis and soft tissue, with its alignment truth."""
-    scale = float(np.clip(rng.normal(1.0, 0.05), 0.88, 1.12))
-    half_hips = float(np.clip(rng.normal(92.0, 4.5), 80.0, 104.0)) * scale
+    scale = float(np.clip(rng.normal(1.0, 0.035), 0.92, 1.08))
+    half_hips = float(np.clip(rng.normal(92.5, 3.8) * (0.5 + 0.5 * scale), 82.0, 103.0))
     right = sample_leg_parameters(rng, scale)
     params = {"right": right, "left": _perturbed(right, rng)}
     plan = plan_implants(rng)
@@ -278,6 +305,8 @@ def sample_body(rng: np.random.Generator) -> Body:
     metal = build_implants(legs, params, plan, rng)
     top_y = centre[1] - 138.0 * k
     soft = _soft_tissue(legs, rng, top_y, centre[1] + crotch_y)
+    fat_fraction = float(np.clip(fat[1] / 200.0, 0.12, 0.4))
+    muscle = [_muscle(slab, fat_fraction) for slab in soft[1:]]
     bottom_y = max(leg.skin[-1, 0] for leg in legs.values())
     truth: Dict[str, object] = {
         "hip_distance_mm": float(np.linalg.norm(hips["left"] - hips["right"])),
@@ -287,7 +316,7 @@ def sample_body(rng: np.random.Generator) -> Body:
     per_leg = {side: _leg_truth(legs[side], params[side]) for side in SIDES}
     for name in per_leg["right"]:
         truth[name] = {side: per_leg[side][name] for side in SIDES}
-    return Body(legs, pelvis, strokes, soft, top_y, bottom_y, metal, truth)
+    return Body(legs, pelvis, strokes, soft, muscle, top_y, bottom_y, metal, truth)
 
 
 def _leg_truth(leg: Leg, lp: LegParameters) -> Dict[str, float]:

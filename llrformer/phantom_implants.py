@@ -41,9 +41,21 @@ class MetalPart:
     def draw(self, signal: np.ndarray, to_pixels: Callable[[np.ndarray], np.ndarray]) -> None:
         """Add the metal to `signal`, whose pixel coordinates `to_pixels` maps world mm to."""
         layer = np.zeros(signal.shape, np.uint8)
-        polygons = [np.round((to_pixels(p) - 0.5) * 16.0).astype(np.int32).reshape(-1, 1, 2)
-                    for p in self.polygons]  # fmt: skip
-        cv2.fillPoly(layer, polygons, 255, cv2.LINE_AA, shift=4)
+        height, width = signal.shape
+        for polygon in self.polygons:
+            # Each polygon goes into its own box and joins by maximum: one fillPoly call
+            # would leave overlaps unfilled, and anti-aliased edges would overwrite metal.
+            points = to_pixels(polygon)
+            x0 = max(int(np.floor(points[:, 0].min())) - 2, 0)
+            y0 = max(int(np.floor(points[:, 1].min())) - 2, 0)
+            x1 = min(int(np.ceil(points[:, 0].max())) + 2, width)
+            y1 = min(int(np.ceil(points[:, 1].max())) + 2, height)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            box = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            fixed = np.round((points - [x0 + 0.5, y0 + 0.5]) * 16.0).astype(np.int32)
+            cv2.fillPoly(box, [fixed.reshape(-1, 1, 2)], 255, cv2.LINE_AA, shift=4)
+            np.maximum(layer[y0:y1, x0:x1], box, out=layer[y0:y1, x0:x1])
         signal += layer.astype(np.float32) * (self.path_mm / 255.0)
 
 
@@ -134,8 +146,10 @@ def _hip_prosthesis(leg: Leg, lp: LegParameters, rng: np.random.Generator) -> Li
     femur.outline = _clip_half_plane(femur.outline, fc - 0.75 * neck_length * neck_dir, -neck_dir)
     femur.disks = []
 
+    # The neck edge landmarks go to the narrow prosthetic neck just below the metal head.
     neck_half = 6.0
-    t_cut = float(np.dot(fc - leg.landmarks["FNeck_Cut_Up"], neck_dir))
+    ball_radius = float(rng.choice([14.0, 16.0, 18.0]))
+    t_cut = ball_radius + 6.0
     leg.landmarks["FNeck_Cut_Up"] = fc - t_cut * neck_dir + neck_half * n_sup
     leg.landmarks["FNeck_Cut_Down"] = fc - t_cut * neck_dir - neck_half * n_sup
 
@@ -150,7 +164,6 @@ def _hip_prosthesis(leg: Leg, lp: LegParameters, rng: np.random.Generator) -> Li
         ),
     )
     neck = _rectangle(collar, fc, 2.0 * neck_half, 2.0 * neck_half)
-    ball_radius = float(rng.choice([14.0, 16.0, 18.0]))
     ball = ellipse_polygon(fc, ball_radius, ball_radius, 0.0, 40)
     leg.femoral_head = Disk(fc.copy(), ball_radius, 0.0, 0.0)
     cup_r = lp.head_radius + rng.uniform(3.0, 6.0)

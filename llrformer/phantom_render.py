@@ -1,9 +1,9 @@
 """Drawing of a phantom body into an AP radiograph: attenuation maps, display curve, noise.
 
 The renderer sums water-equivalent path lengths (mm) of soft tissue, bone and metal along
-each ray, processes them the way a digital radiography system does (soft tissue
-compressed, an exponential display curve so that metal saturates), then adds blur and
-signal-dependent noise. Bones are drawn at half the output resolution, soft tissue at a
+each ray. It then processes them the way a digital radiography system does: soft tissue
+is compressed and an exponential display curve lets metal saturate. Blur and noise come
+last. Bones are drawn at half the output resolution, soft tissue at a
 quarter, and the noise at full resolution.
 
 Image coordinates are continuous pixels: pixel (i, j) covers [j, j + 1) x [i, i + 1), so
@@ -40,12 +40,13 @@ class Appearance:
     noise: float  # noise standard deviation in grey levels at mid grey
     blur_mm: float  # standard deviation of the detector blur
     texture: float  # relative amplitude of the trabecular texture
-    invert_border: bool  # draw a bright collimation border at the sides
+    side_marker: bool  # draw a lead "R" marker in the upper corner on the patient's right
+    muscle_contrast: float  # extra attenuation of muscle over fat, relative
 
 
 @dataclass
 class View:
-    """Where the body lands in the image: size, pixel spacing and the world-to-image map."""
+    """Placement of the body in the image: size, pixel spacing and the world-to-image map."""
 
     width: int
     height: int
@@ -62,7 +63,7 @@ class View:
 def sample_appearance(rng: np.random.Generator) -> Appearance:
     """Draw the imaging settings of one case."""
     return Appearance(
-        soft_gain=rng.uniform(0.45, 0.7),
+        soft_gain=rng.uniform(0.38, 0.62),
         soft_gamma=rng.uniform(0.45, 0.7),
         bone_gain=rng.uniform(0.85, 1.2),
         exposure_mm=rng.uniform(120.0, 190.0),
@@ -71,7 +72,8 @@ def sample_appearance(rng: np.random.Generator) -> Appearance:
         noise=rng.uniform(1.0, 5.0),
         blur_mm=rng.uniform(0.2, 0.7),
         texture=rng.uniform(0.08, 0.22),
-        invert_border=bool(rng.random() < 0.3),
+        side_marker=bool(rng.random() < 0.6),
+        muscle_contrast=rng.uniform(0.06, 0.16),
     )
 
 
@@ -109,12 +111,17 @@ def plan_view(body: Body, rng: np.random.Generator) -> View:
 
 @lru_cache(maxsize=1)
 def _texture_tile() -> np.ndarray:
-    """Return a fixed band-pass noise tile (float32, zero mean, unit std) for cancellous bone."""
-    noise = np.random.default_rng(20240611).standard_normal(TEXTURE_SHAPE).astype(np.float32)
-    fine = cv2.GaussianBlur(noise, (0, 0), 0.7)
-    coarse = cv2.GaussianBlur(noise, (0, 0), 2.0)
-    band = fine - coarse
-    return band / band.std()
+    """Return a fixed noise tile (float32, zero mean) for the texture of cancellous bone.
+
+    A band-pass part (0.5-1.5 mm at half resolution) mimics trabeculae, a weaker smooth
+    part (about 6 mm) uneven mineral density.
+    """
+    generator = np.random.default_rng(20240611)
+    noise = generator.standard_normal(TEXTURE_SHAPE).astype(np.float32)
+    band = cv2.GaussianBlur(noise, (0, 0), 0.7) - cv2.GaussianBlur(noise, (0, 0), 2.0)
+    smooth = cv2.GaussianBlur(generator.standard_normal(TEXTURE_SHAPE).astype(np.float32),
+                              (0, 0), 10.0)  # fmt: skip
+    return band / band.std() + 0.6 * smooth / smooth.std()
 
 
 @lru_cache(maxsize=1)
@@ -219,7 +226,7 @@ def draw_strokes(canvas: np.ndarray, strokes: List[Stroke], mm_per_px: float) ->
     canvas += cv2.GaussianBlur(layer, (0, 0), 1.0)
 
 
-def soft_tissue_map(body: Body, view: View, factor: int) -> np.ndarray:
+def soft_tissue_map(slabs: List[np.ndarray], view: View, factor: int) -> np.ndarray:
     """Return the soft-tissue path length (mm) on a grid `factor` times coarser than the image.
 
     Each slab is an elliptic cylinder per row: thickness 2 c sqrt(1 - ((x - m) / a)^2), with
@@ -238,7 +245,7 @@ def soft_tissue_map(body: Body, view: View, factor: int) -> np.ndarray:
     table_y = np.arange(y_min, y_max + 1.0, 1.0)
     index = np.clip((world_y - y_min).astype(np.int32), 0, table_y.size - 1)
     total = np.zeros((height, width), np.float32)
-    for slab in body.soft_tissue:
+    for slab in slabs:
         edge_a = np.interp(table_y, slab[:, 0], slab[:, 1])
         edge_b = np.interp(table_y, slab[:, 0], slab[:, 2])
         depth = np.interp(table_y, slab[:, 0], slab[:, 3], left=0.0, right=0.0)
@@ -277,7 +284,9 @@ def render_radiograph(
         return 0.5 * view.to_image(points)
 
     # Soft tissue, compressed the way equalising image processing does.
-    soft = soft_tissue_map(body, view, 4)
+    # Muscle attenuates a little more than fat, so the fat under the skin shows darker.
+    soft = soft_tissue_map(body.soft_tissue, view, 4)
+    soft += look.muscle_contrast * soft_tissue_map(body.muscle, view, 4)
     reference = 150.0
     soft = (look.soft_gain * reference) * np.power(soft / reference, look.soft_gamma)
     signal = cv2.resize(soft, (half_shape[1], half_shape[0]), interpolation=cv2.INTER_LINEAR)
@@ -301,6 +310,8 @@ def render_radiograph(
     signal += look.bone_gain * bones
     for part in body.metal:
         part.draw(signal, to_half)
+    if look.side_marker:
+        _draw_side_marker(signal, 2.0 * view.spacing_mm, rng)
 
     # Display curve (by table lookup), detector blur, upsampling and noise.
     grey = _display_curve(signal, look)
@@ -316,6 +327,22 @@ def render_radiograph(
     col = int(rng.integers(tile.shape[1] - view.width + 1))
     noise = tile[row : row + view.height, col : col + view.width]
     return cv2.addWeighted(full, 1.0, noise, look.noise / NOISE_TILE_STD, 0.5, dtype=cv2.CV_8U)
+
+
+def _draw_side_marker(signal: np.ndarray, mm_per_px: float, rng: np.random.Generator) -> None:
+    """Add a lead "R" marker, 15-20 mm tall, in the top left corner (above the hips)."""
+    height_px = rng.uniform(15.0, 20.0) / mm_per_px
+    x = int(rng.uniform(0.03, 0.1) * signal.shape[1])
+    y = int(rng.uniform(0.02, 0.06) * signal.shape[0] + height_px)
+    layer = np.zeros(signal.shape, np.uint8)
+    scale = height_px / 22.0  # the Hershey simplex capitals are about 22 units tall
+    thickness = max(int(round(scale * 3.0)), 1)
+    cv2.putText(layer, "R", (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thickness, cv2.LINE_AA)
+    margin = int(0.35 * height_px)
+    cv2.rectangle(layer, (x - margin, int(y - height_px) - margin),
+                  (x + int(0.8 * height_px) + margin, y + margin), 255, max(thickness // 2, 1),
+                  cv2.LINE_AA)  # fmt: skip
+    signal += layer.astype(np.float32) * (rng.uniform(600.0, 1500.0) / 255.0)
 
 
 def _display_curve(signal: np.ndarray, look: Appearance) -> np.ndarray:

@@ -105,6 +105,16 @@ def smooth_polyline(points: np.ndarray, iterations: int = 3) -> np.ndarray:
     return points
 
 
+def smooth_closed(points: np.ndarray, iterations: int = 2) -> np.ndarray:
+    """Round the corners of a closed polygon [N, 2] by Chaikin's corner cutting."""
+    for _ in range(iterations):
+        following = np.roll(points, -1, axis=0)
+        first = 0.75 * points + 0.25 * following
+        second = 0.25 * points + 0.75 * following
+        points = np.stack([first, second], axis=1).reshape(-1, points.shape[1])
+    return points
+
+
 def mirror_points(points: np.ndarray, sign: float, offset: np.ndarray) -> np.ndarray:
     """Map leg-frame points (+x lateral) to world points: x -> offset.x + sign * x."""
     return np.asarray(points, dtype=np.float64) * np.array([sign, 1.0]) + offset

@@ -53,8 +53,9 @@ HKA_CONVENTION = (
     "mechanical axis (IR to the midpoint of DLP and DMP); 180 is straight, below 180 varus, "
     "above 180 valgus"
 )
-_PHANTOM_FILE = re.compile(r"^\.?phantom_(train|val|test)_\d{4,}(\.tmp)?\.(jpg|json)$")
-_TEMPORARY_FILE = re.compile(r"^\.phantom_.*\.tmp\.(jpg|json)$")
+_PHANTOM_FILE = re.compile(r"^phantom_(train|val|test)_\d{4,}\.(jpg|json)$")
+# Temporary files that an interrupted atomic write of a phantom or the manifest leaves.
+_TEMPORARY_FILE = re.compile(r"^\.(phantoms|phantom_(train|val|test)_\d{4,})\..*\.tmp\.(jpg|json)$")
 
 PathLike = Union[str, os.PathLike]
 
@@ -65,7 +66,7 @@ class PhantomCase:
 
     `image` is uint8 [H, W] (grey). `keypoints` is float64 [36, 2]: (x, y) in continuous
     image pixels (pixel (i, j) covers [j, j + 1) x [i, i + 1)), in the order of
-    `llrformer.keypoints.KEYPOINT_NAMES`. `truth` holds the alignment and other known
+    `llrformer.keypoints.KEYPOINT_NAMES`. `truth` contains the alignment and other known
     values (angles in degrees, lengths in mm). `body` and `view` give the full geometry in
     world mm and its mapping to pixels, for checks.
     """
@@ -196,11 +197,20 @@ def validate_counts(counts: Mapping[str, int]) -> Dict[str, int]:
     return checked
 
 
+def _is_generated(path: Path) -> bool:
+    """Return whether `path` is a file this generator writes (or its temporary file)."""
+    if not path.is_file():
+        return False
+    return bool(_PHANTOM_FILE.match(path.name) or _TEMPORARY_FILE.match(path.name))
+
+
 def foreign_entries(out_dir: Path) -> List[Path]:
     """Return the entries under `out_dir` that a phantom data set does not contain."""
     foreign: List[Path] = []
     for entry in sorted(out_dir.iterdir()):
         if entry.name == MANIFEST_NAME and entry.is_file():
+            continue
+        if _TEMPORARY_FILE.match(entry.name) and entry.is_file():
             continue
         if entry.name not in SPLITS or not entry.is_dir():
             foreign.append(entry)
@@ -209,13 +219,12 @@ def foreign_entries(out_dir: Path) -> List[Path]:
             if folder.name not in ("images", "annotations") or not folder.is_dir():
                 foreign.append(folder)
                 continue
-            foreign += [path for path in sorted(folder.iterdir())
-                        if not (path.is_file() and _PHANTOM_FILE.match(path.name))]  # fmt: skip
+            foreign += [path for path in sorted(folder.iterdir()) if not _is_generated(path)]
     return foreign
 
 
 def _check_output_folder(out_dir: Path, force: bool) -> None:
-    """Raise UserError if `out_dir` is a file or, unless forced, holds non-phantom files."""
+    """Raise UserError if `out_dir` is a file or, unless forced, contains non-phantom files."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"output path {out_dir} is a file, not a folder; choose another --out")
     if not out_dir.exists() or force:

@@ -6,8 +6,8 @@ Example:
 
 writes data/{train,val,test}/images/phantom_*.jpg and LabelMe annotations beside them in
 data/{split}/annotations/. The same seed gives byte-identical files. An existing output
-folder must be a phantom data set unless --force is given; even then only phantom files
-are replaced, and other files stay untouched.
+folder must be a phantom data set unless --force is given. Even with --force, only phantom
+files are replaced, so other files stay untouched.
 
 Exit status: 0 when done, 2 for invalid options or an unusable output folder.
 """
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="write into a folder that also holds other files (they are never changed)",
+        help="write into a folder that also contains other files, which are left unchanged",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log debug messages")
