@@ -87,7 +87,7 @@ class ShaftGeometry:
 
 @dataclass
 class Leg:
-    """One leg in world mm: landmarks by base name (no R_/L_ prefix), bones and truth."""
+    """One leg in world mm: landmarks by base name (no R_/L_ prefix), bones, shafts and skin."""
 
     side: str
     landmarks: Dict[str, np.ndarray]

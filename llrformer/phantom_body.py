@@ -1,4 +1,4 @@
-"""The whole phantom body: both legs, the pelvis, soft-tissue silhouettes and the field of view.
+"""The whole phantom body: both legs, the pelvis, soft-tissue silhouettes and metal implants.
 
 All coordinates are world mm (x to the image's right, y down, origin between the femoral
 heads); see `phantom_anatomy` for the leg construction.
@@ -148,10 +148,9 @@ def _hemipelvis(sign: float, centre: np.ndarray, axes: np.ndarray, k: float, hip
         np.array([p - 26.0, 9.0]),
     )
     # The cortex of the iliac crest is thick: a dense band just inside the outline.
-    centroid = np.array([95.0, -90.0])
-    crest_band = crest[3:-3] + 1.5 * (centroid - crest[3:-3]) / np.linalg.norm(
-        centroid - crest[3:-3], axis=1, keepdims=True
-    )
+    wing_centre = np.array([95.0, -90.0])
+    inward = wing_centre - crest[3:-3]
+    crest_band = crest[3:-3] + 1.5 * inward / np.linalg.norm(inward, axis=1, keepdims=True)
     strokes = [
         Stroke(world(crest_band), 3.0 * k, 6.0),
         Stroke(world(posterior_wall), 1.8 * k, 5.0),

@@ -195,11 +195,6 @@ def constant_stations(radius: float, cortex: float, inner: float) -> np.ndarray:
     return station_table([(-1e4, radius, cortex, inner), (1e4, radius, cortex, inner)])
 
 
-def centroid(points: np.ndarray) -> np.ndarray:
-    """Return the mean of a point list."""
-    return np.asarray(points).mean(axis=0)
-
-
 def ellipse_polygon(
     centre: np.ndarray, radius_x: float, radius_y: float, angle_deg: float = 0.0, count: int = 32
 ) -> np.ndarray:
