@@ -313,8 +313,13 @@ def write_dataset(
     out = Path(out_dir)
     _check_output_folder(out, force)
     written = {split: count for split, count in checked.items() if count > 0}
-    out.mkdir(parents=True, exist_ok=True)
-    removed = _remove_stale_phantoms(out, written)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        removed = _remove_stale_phantoms(out, written)
+    except OSError as error:
+        raise UserError(
+            f"cannot prepare output folder {out}: {error}; check its permissions"
+        ) from error
     if removed:
         logger.info("removed %d phantom files left from an earlier, larger run", removed)
 
@@ -324,7 +329,12 @@ def write_dataset(
         workers = min(os.cpu_count() or 1, 8)
     workers = max(1, min(int(workers), len(tasks)))
     start = time.perf_counter()
-    results = list(_run_tasks(tasks, workers, progress))
+    try:
+        results = list(_run_tasks(tasks, workers, progress))
+    except OSError as error:
+        raise UserError(
+            f"writing phantoms to {out} failed: {error}; check free disk space and permissions"
+        ) from error
     seconds = time.perf_counter() - start
 
     summary: Dict[str, object] = {

@@ -361,6 +361,17 @@ def test_tool_rejects_foreign_folder(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def test_tool_unwritable_output_exit_2(tmp_path, capsys):
+    (tmp_path / "plain_file").write_text("not a folder")
+    tool = _load_tool()
+    status = run_cli(tool.main, ["--out", str(tmp_path / "plain_file" / "data"), "--train", "1",
+                                 "--quiet"], program="make_phantoms.py")  # fmt: skip
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(lines) == 1
+    assert "cannot prepare output folder" in lines[0]
+
+
 def test_tool_script_runs_from_repository_root(tmp_path):
     result = subprocess.run(
         [sys.executable, str(TOOL), "--out", str(tmp_path / "d"), "--train", "1", "--val", "0",
