@@ -94,9 +94,9 @@ def visible_patches(grid: PatchGrid, letterbox: Letterbox) -> np.ndarray:
 def mirror_columns(image_map: np.ndarray, midline_x: float) -> np.ndarray:
     """Reflect a pixel map [..., H, W] about the vertical line x = `midline_x`.
 
-    Pixel column c covers x in [c, c + 1), so its centre c + 0.5 reflects to 2 * midline_x -
-    c - 0.5, which is the centre of column 2 * midline_x - c - 1 (rounded to the nearest
-    column). Columns whose reflection falls outside the map become 0.
+    Pixel column c covers x in [c, c + 1), so its centre c + 0.5 reflects to
+    2 * midline_x - c - 0.5. That is the centre of column 2 * midline_x - c - 1, rounded to
+    the nearest column. Columns whose reflection falls outside the map become 0.
     """
     width = image_map.shape[-1]
     columns = np.arange(width)
@@ -220,7 +220,7 @@ def token_similarity(tokens: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Return (softmax of scaled dot products, cosine similarity), both [K, K], for [K, dim].
 
     The first is softmax over each row of T T^T / sqrt(dim), as the published script plots it:
-    row i says how a query built from token i would split its attention over the tokens.
+    row i shows how a query built from token i would split its attention over the tokens.
     The second is the cosine of the angle between two tokens, in -1..1.
     """
     tokens = np.asarray(tokens, dtype=np.float64)

@@ -100,7 +100,7 @@ class PixelLayout:
         self.figure.patch.set_alpha(0.0)
         canvas = FigureCanvasAgg(self.figure)
         canvas.draw()
-        # Agg's buffer holds straight (not premultiplied) RGBA, as PIL's RGBA mode does.
+        # Agg's buffer contains straight (not premultiplied) RGBA, as PIL's RGBA mode does.
         overlay = Image.frombuffer(
             "RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1
         )
@@ -134,7 +134,7 @@ class PixelLayout:
         """Paint an RGB or RGBA image [h, w, 3 or 4] unscaled onto the background.
 
         Its top-left corner goes to a pixel position measured from the figure's top-left
-        corner; an alpha channel blends it over what the background holds there.
+        corner; an alpha channel blends it over the background pixels there.
         """
         if self.background is None:
             self.background = np.full((self.height_px, self.width_px, 3), 255, dtype=np.uint8)
@@ -209,12 +209,17 @@ def render_matrix_labels(
 
 @dataclass(frozen=True)
 class MatrixScale:
-    """Colour scale of a matrix figure: limits, colour map and the colour-bar label."""
+    """Colour scale of a matrix figure: limits, colour map and colour-bar label.
+
+    `separator_color` draws the region separator lines, which must stand out against the
+    colour map.
+    """
 
     vmin: float
     vmax: float
     cmap: str
     label: str
+    separator_color: str = "white"
 
 
 def draw_matrix_panels(
@@ -232,7 +237,7 @@ def draw_matrix_panels(
     """Draw square [n, n] matrices in a grid, with landmark names on both axes of each.
 
     Rows of a matrix are drawn top to bottom and columns left to right in the order of
-    `names`; `indices` (canonical landmark indices) choose the label colours and the region
+    `names`. The canonical landmark `indices` choose the label colours and the region
     separators. With one scale, all panels share it and one colour bar stands at the right;
     otherwise each panel has its own scale and colour bar.
     """
@@ -248,9 +253,8 @@ def draw_matrix_panels(
     cell_w = label + side + panel_colorbar + gap
     cell_h = panel_title + side + label + gap
     width = 0.25 + columns * cell_w + colorbar_room
-    subtitle = wrap_text(subtitle, width - 0.3, 8)
-    header = header_height(subtitle, legend=True)
-    layout = PixelLayout(width, header + rows * cell_h, dpi)
+    header = Header.fit(title, subtitle, width, legend=True)
+    layout = PixelLayout(width, header.height + rows * cell_h, dpi)
     side_px, label_px = layout.px(side), layout.px(label)
     row_labels, column_labels = render_matrix_labels(names, indices, side_px, label_px, dpi)
 
@@ -258,7 +262,7 @@ def draw_matrix_panels(
         scale = scales[0] if shared else scales[number]
         row, column = divmod(number, columns)
         left_px = layout.px(0.25 + column * cell_w + label)
-        top_px = layout.px(header + row * cell_h + panel_title)
+        top_px = layout.px(header.height + row * cell_h + panel_title)
         axes = layout.add_axes_px(left_px, top_px, side_px, side_px)
         image = axes.imshow(
             matrix,
@@ -270,8 +274,8 @@ def draw_matrix_panels(
         axes.set_yticks([])
         if separators:
             for boundary in region_boundaries(indices):
-                axes.axhline(boundary, color="white", linewidth=0.8)
-                axes.axvline(boundary, color="white", linewidth=0.8)
+                axes.axhline(boundary, color=scale.separator_color, linewidth=0.8)
+                axes.axvline(boundary, color=scale.separator_color, linewidth=0.8)
         axes.set_title(panel_titles[number], fontsize=TITLE_FONT, pad=3)
         layout.place_image(row_labels, left_px - label_px, top_px)
         layout.place_image(column_labels, left_px, top_px + side_px)
@@ -280,10 +284,10 @@ def draw_matrix_panels(
             add_colorbar(layout, image, scale.label, left, top_px / dpi, side)
 
     if shared:
-        top = header + panel_title
-        bottom = header + (rows - 1) * cell_h + panel_title + side
+        top = header.height + panel_title
+        bottom = header.height + (rows - 1) * cell_h + panel_title + side
         add_colorbar(layout, image, scales[0].label, layout.width_px / dpi - 0.9, top, bottom - top)
-    add_header(layout.figure, title, subtitle, region_legend_handles(indices))
+    header.draw(layout.figure, region_legend_handles(indices))
     return layout
 
 
@@ -302,28 +306,68 @@ def wrap_text(text: str, width: float, size: float) -> str:
     return "\n".join(textwrap.fill(line, characters) if line else line for line in text.split("\n"))
 
 
-def header_height(subtitle: str, legend: bool) -> float:
-    """Return the height in inches that `add_header` needs for a title, subtitle and legend."""
-    return 0.42 + 0.165 * (subtitle.count("\n") + 1) + (0.3 if legend else 0.0) + 0.15
+TITLE_LINE = 0.21
+SUBTITLE_LINE = 0.165
+LEGEND_ROOM = 0.3
 
 
-def add_header(figure: Figure, title: str, subtitle: str, legend_handles: Sequence = ()) -> None:
-    """Write the figure title, an explanatory subtitle and an optional legend at the top."""
-    height = figure.get_size_inches()[1]
-    figure.text(0.5, 1 - 0.12 / height, title, ha="center", va="top", fontsize=11, weight="bold")
-    figure.text(0.5, 1 - 0.4 / height, subtitle, ha="center", va="top", fontsize=8, linespacing=1.3)
-    if legend_handles:
-        lines = subtitle.count("\n") + 1
-        figure.legend(
-            handles=list(legend_handles),
-            loc="upper center",
-            bbox_to_anchor=(0.5, 1 - (0.45 + 0.165 * lines) / height),
-            ncol=len(legend_handles),
-            fontsize=7,
-            frameon=False,
-            handletextpad=0.2,
-            columnspacing=1.2,
+@dataclass(frozen=True)
+class Header:
+    """The title, explanatory subtitle and optional legend row at the top of a figure.
+
+    Both texts are wrapped to the figure width; `height` is the room they need in inches.
+    """
+
+    title: str
+    subtitle: str
+    legend: bool
+
+    @classmethod
+    def fit(cls, title: str, subtitle: str, width: float, legend: bool) -> Header:
+        """Wrap the texts for a figure `width` inches wide."""
+        return cls(
+            wrap_text(title, width - 0.3, 11 * 1.15), wrap_text(subtitle, width - 0.3, 8), legend
         )
+
+    def lines(self, text: str) -> int:
+        return text.count("\n") + 1
+
+    @property
+    def subtitle_top(self) -> float:
+        return 0.12 + TITLE_LINE * self.lines(self.title) + 0.06
+
+    @property
+    def height(self) -> float:
+        legend = LEGEND_ROOM if self.legend else 0.0
+        return self.subtitle_top + SUBTITLE_LINE * self.lines(self.subtitle) + legend + 0.15
+
+    def draw(self, figure: Figure, legend_handles: Sequence = ()) -> None:
+        """Write the texts, and the legend when handles are given, at the top of `figure`."""
+        height = figure.get_size_inches()[1]
+        figure.text(
+            0.5, 1 - 0.12 / height, self.title, ha="center", va="top", fontsize=11, weight="bold"
+        )
+        figure.text(
+            0.5,
+            1 - self.subtitle_top / height,
+            self.subtitle,
+            ha="center",
+            va="top",
+            fontsize=8,
+            linespacing=1.3,
+        )
+        if legend_handles:
+            legend_top = self.subtitle_top + SUBTITLE_LINE * self.lines(self.subtitle) + 0.05
+            figure.legend(
+                handles=list(legend_handles),
+                loc="upper center",
+                bbox_to_anchor=(0.5, 1 - legend_top / height),
+                ncol=len(legend_handles),
+                fontsize=7,
+                frameon=False,
+                handletextpad=0.2,
+                columnspacing=1.2,
+            )
 
 
 def save_figure(layout: PixelLayout, path: Path) -> None:

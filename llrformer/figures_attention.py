@@ -46,8 +46,9 @@ def heads_text(heads: Optional[Sequence[int]], num_heads: int) -> str:
 def matrix_scale_values(blocks: np.ndarray, mode: str) -> tuple:
     """Apply a --scale mode to keypoint blocks [layers, K, K]; return (values, MatrixScale).
 
-    "shared": attention probabilities on one scale for all layers; "layer": each layer divided
-    by its own maximum; "row": each row rescaled to sum to 1 over the keypoint tokens.
+    - "shared": attention probabilities on one scale for all layers.
+    - "layer": each layer divided by its own maximum.
+    - "row": each row rescaled to sum to 1 over the keypoint tokens.
     """
     if mode == "shared":
         values = blocks
@@ -87,7 +88,7 @@ def keypoint_matrix_figure(
     values, scale = matrix_scale_values(blocks, scale_mode)
     values = values[:, list(keypoints)][:, :, list(keypoints)]
     titles = [
-        f"layer {layer}: {100 * shares[row].mean():.1f} % to keypoint tokens"
+        f"layer {layer}: {100 * shares[row].mean():.1f} % of attention on keypoint tokens"
         for row, layer in enumerate(layers)
     ]
     title = (
@@ -225,7 +226,7 @@ def token_similarity_figure(
         MatrixScale(
             0.0, float(softmax[index].max()), MATRIX_CMAP, "softmax weight (rows sum to 1)"
         ),
-        MatrixScale(-1.0, 1.0, "RdBu_r", "cosine similarity"),
+        MatrixScale(-1.0, 1.0, "RdBu_r", "cosine similarity", separator_color="0.35"),
     ]
     titles = [
         f"softmax over each row of T Tᵀ / √{dim} (published plot)",

@@ -100,8 +100,8 @@ def write_matrix_figures(
 class Landmarks:
     """Landmark positions in letterboxed input pixels [K, 2] and the source of each.
 
-    `predicted` [K, 2] keeps the model's predictions also where `positions` holds the ground
-    truth.
+    `predicted` [K, 2] keeps the model's predictions also where `positions` contains the
+    ground truth.
     """
 
     positions: np.ndarray
@@ -163,7 +163,7 @@ def patch_attention(
 
 @dataclass(frozen=True)
 class ImageContext:
-    """What every keypoint-to-image figure of one run shares."""
+    """Inputs shared by every keypoint-to-image figure of one run."""
 
     grid: PatchGrid
     letterbox: Letterbox

@@ -1,9 +1,9 @@
 """Attention maps drawn over the radiograph: a grid of tall panels with one colour bar.
 
-Each panel is composed in numpy at its exact pixel size: the radiograph and the attention map
+Each panel is composed in numpy at its exact pixel size. The radiograph and the attention map
 are resampled with nearest-neighbour lookup, so every output pixel shows the attention of the
-patch under its centre, and the map is blended over the radiograph with an opacity that grows
-with the attention. Matplotlib only adds the frame, markers, labels and the colour bar.
+patch under its centre. The map is blended over the radiograph with an opacity that grows
+with the attention. Matplotlib only adds the text, the markers and the colour bar.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
 
-from .figures import PixelLayout, add_colorbar, add_header, header_height, wrap_text
+from .figures import Header, PixelLayout, add_colorbar
 
 OVERLAY_CMAP = "turbo"
 MAX_OVERLAY_ALPHA = 0.6
@@ -48,7 +48,7 @@ def nearest_indices(source: int, target: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LandmarkMarker:
-    """Where to mark a landmark on a panel, in pixels of the drawn image, and its source.
+    """A landmark's position on a panel, in pixels of the drawn image, and its source.
 
     `source` is "ground truth" (from the annotation) or "prediction" (decoded heatmap).
     """
@@ -140,14 +140,13 @@ def draw_image_panels(
     column_title, colorbar_room = 0.3, 1.05
     grid_width = left_room + columns * (panel_width + gap_x)
     width = max(grid_width + colorbar_room, 6.5)
-    subtitle = wrap_text(subtitle, width - 0.3, 8)
-    header = header_height(subtitle, legend=True)
+    header = Header.fit(title, subtitle, width, legend=True)
     row_step = note_room + panel_height + gap_y
-    layout = PixelLayout(width, header + column_title + rows * row_step, dpi)
+    layout = PixelLayout(width, header.height + column_title + rows * row_step, dpi)
     grid_left = (width - colorbar_room - grid_width) / 2 + left_room
     grid = PanelGrid(
         left=layout.px(grid_left),
-        top=layout.px(header + column_title + note_room),
+        top=layout.px(header.height + column_title + note_room),
         width=layout.px(panel_width),
         height=layout.px(panel_height),
         step_x=layout.px(panel_width + gap_x),
@@ -197,12 +196,12 @@ def draw_image_panels(
         )
 
     mappable = ScalarMappable(norm=Normalize(0, 1), cmap=cmap)
-    bar_top = header + column_title + note_room
+    bar_top = header.height + column_title + note_room
     bar_height = min(rows, 2) * panel_height * 0.8
     add_colorbar(
         layout, mappable, colorbar_label, width - colorbar_room + 0.15, bar_top, bar_height
     )
-    add_header(figure, title, subtitle, marker_legend_handles(markers))
+    header.draw(figure, marker_legend_handles(markers))
     return layout
 
 

@@ -133,7 +133,7 @@ def parse_heads(text: str, num_heads: int) -> Optional[List[int]]:
     return _parse_index_list(text, num_heads, "head", "--heads")
 
 
-def _parse_index_list(text: str, count: int, what: str, option: str) -> List[int]:
+def _parse_index_list(text: str, count: int, noun: str, option: str) -> List[int]:
     if text.strip().lower() == "all":
         return list(range(count))
     indices = []
@@ -144,16 +144,16 @@ def _parse_index_list(text: str, count: int, what: str, option: str) -> List[int
             index = int(item)
         except ValueError:
             raise UserError(
-                f"{option} {text!r}: {item!r} is not a {what} number; give 0-based "
+                f"{option} {text!r}: {item!r} is not a {noun} number; give 0-based "
                 f"numbers such as 0,2 or 'all'"
             ) from None
         if not 0 <= index < count:
             raise UserError(
-                f"{option}: {what} {index} is out of range; the model has {what}s 0..{count - 1}"
+                f"{option}: {noun} {index} is out of range; the model has {noun}s 0..{count - 1}"
             )
         indices.append(index)
     if not indices:
-        raise UserError(f"{option} {text!r} names no {what}; give numbers such as 0,2 or 'all'")
+        raise UserError(f"{option} {text!r} names no {noun}; give numbers such as 0,2 or 'all'")
     return sorted(set(indices))
 
 
@@ -306,11 +306,6 @@ def prepare_out_dir(path: Path) -> Path:
     except OSError as error:
         raise UserError(f"cannot create the output folder {out_dir}: {error.strerror}") from None
     return out_dir
-
-
-def keypoint_label(index: int, names: Sequence[str]) -> str:
-    """Return "4 R_FNeck_Cut_Up": the index and the name of a landmark."""
-    return f"{index} {names[index]}"
 
 
 class StepTimer:

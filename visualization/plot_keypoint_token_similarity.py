@@ -3,7 +3,7 @@
 Writes keypoint_token_similarity.png into attention_vis/ at the repository root (or
 --out-dir): the softmax of scaled dot products of the tokens, as the published script plots
 it, beside their cosine similarity. The tokens are kp_init + kp_id_emb + kp_pos of the
-checkpoint; only those three tensors are read and no model is built, so no image is needed.
+checkpoint. Only those three tensors are read and no model is built, so no image is needed.
 
 Run with no arguments from the repository root or from visualization/.
 """
