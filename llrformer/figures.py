@@ -245,9 +245,11 @@ def draw_matrix_panels(
     shared = len(scales) == 1
     columns = max(1, min(columns, count))
     rows = math.ceil(count / columns)
-    side = max(1.6, 0.095 * len(names))
+    side = max(2.4, 0.095 * len(names))
     label = text_width_inches(names, TICK_FONT) + 0.12
-    gap, panel_title = 0.3, 0.32
+    panel_titles = [wrap_text(text, side + 0.3, TITLE_FONT) for text in panel_titles]
+    title_lines = max(text.count("\n") + 1 for text in panel_titles)
+    gap, panel_title = 0.3, 0.2 + 0.14 * title_lines
     panel_colorbar = 0.0 if shared else 0.95
     colorbar_room = 1.0 if shared else 0.0
     cell_w = label + side + panel_colorbar + gap

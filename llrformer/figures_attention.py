@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -43,22 +43,28 @@ def heads_text(heads: Optional[Sequence[int]], num_heads: int) -> str:
     return "mean of heads " + ",".join(str(head) for head in heads)
 
 
-def matrix_scale_values(blocks: np.ndarray, mode: str) -> tuple:
-    """Apply a --scale mode to keypoint blocks [layers, K, K]; return (values, MatrixScale).
+def matrix_scale_values(
+    blocks: np.ndarray, keypoints: Sequence[int], mode: str
+) -> Tuple[np.ndarray, MatrixScale]:
+    """Apply a --scale mode to keypoint blocks [layers, K, K] and keep the chosen keypoints.
+
+    Returns the values [layers, n, n] for the n chosen keypoints and their colour scale.
 
     - "shared": attention probabilities on one scale for all layers.
     - "layer": each layer divided by its own maximum.
-    - "row": each row rescaled to sum to 1 over the keypoint tokens.
+    - "row": each row rescaled to sum to 1 over all K keypoint tokens.
     """
+    index = np.ix_(range(len(blocks)), list(keypoints), list(keypoints))
     if mode == "shared":
-        values = blocks
+        values = blocks[index]
         label = "attention probability (over all tokens)\nscale shared by all layers"
     elif mode == "layer":
-        maxima = blocks.reshape(len(blocks), -1).max(axis=1)
-        values = blocks / np.where(maxima > 0, maxima, 1.0)[:, None, None]
+        values = blocks[index]
+        maxima = values.reshape(len(values), -1).max(axis=1)
+        values = values / np.where(maxima > 0, maxima, 1.0)[:, None, None]
         label = "attention / maximum of its layer"
     elif mode == "row":
-        values = normalize_block_rows(blocks)
+        values = normalize_block_rows(blocks)[index]
         label = "share of the row's attention on keypoint tokens\nscale shared by all layers"
     else:
         raise ValueError(f"unknown scale mode {mode!r}; choose from {MATRIX_SCALES}")
@@ -83,10 +89,10 @@ def keypoint_matrix_figure(
     """
     num_keypoints = self_rows.shape[2]
     selected = average_heads(self_rows[list(layers)], heads)
-    blocks = keypoint_block(selected, num_keypoints)
     shares = keypoint_share(selected, num_keypoints)[:, list(keypoints)]
-    values, scale = matrix_scale_values(blocks, scale_mode)
-    values = values[:, list(keypoints)][:, :, list(keypoints)]
+    values, scale = matrix_scale_values(
+        keypoint_block(selected, num_keypoints), keypoints, scale_mode
+    )
     titles = [
         f"layer {layer}: {100 * shares[row].mean():.1f} % of attention on keypoint tokens"
         for row, layer in enumerate(layers)
@@ -97,8 +103,9 @@ def keypoint_matrix_figure(
     total_tokens = self_rows.shape[-1]
     subtitle = (
         "Row: the keypoint token that queries; column: the keypoint token it attends to. "
-        f"Attention is a softmax over all {total_tokens:,} tokens, so a row sums to the "
-        "share that went to keypoint tokens (the rest went to patch tokens).\n" + source_line
+        f"Attention is a softmax over all {total_tokens:,} tokens, so a row over all "
+        f"{num_keypoints} keypoint columns sums to the share that went to keypoint tokens "
+        "(the rest went to patch tokens).\n" + source_line
     )
     labels = [names[index] for index in keypoints]
     return draw_matrix_panels(values, titles, labels, keypoints, [scale], title, subtitle, dpi)
