@@ -249,3 +249,24 @@ def test_no_checkpoint_lists_places_searched(script, config_without_checkpoints,
     assert "no checkpoint found; searched" in error[0]
     assert str(tmp_path / "empty_output") in error[0]
     assert "tools/train.py" in error[0]
+
+
+def test_self_attention_stops_before_head(tiny_config_path, tiny_checkpoint, tall_image):
+    from llrformer.checkpoint import load_model
+    from llrformer.config import load_config
+    from llrformer.images import read_image
+    from llrformer.inference import predict
+    from llrformer.script_support import record_self_attention
+
+    model = load_model(load_config(tiny_config_path), tiny_checkpoint)
+    rgb = read_image(tall_image).rgb
+    calls = []
+    handle = model.transformer.mlp_head.register_forward_hook(lambda *args: calls.append(1))
+    recorded = record_self_attention(model, rgb)
+    handle.remove()
+    assert calls == []
+
+    full = predict(model, rgb, record=True, keypoint_rows_only=True).self_attention
+    assert recorded.shape == full.shape
+    assert np.allclose(recorded, full, atol=1e-6)
+    assert predict(model, rgb).heatmaps.shape == (36, 24, 12)
