@@ -189,11 +189,23 @@ def select(args: argparse.Namespace, cfg) -> Selection:
 
 
 def resolve_checkpoint(args: argparse.Namespace):
-    """Return (config, checkpoint path) for --config and --checkpoint, searching if needed."""
+    """Return (config, checkpoint path) for --config and --checkpoint, searching if needed.
+
+    The choice is not logged here: `load_model` logs it once the other options have been
+    checked, so that a bad option ends the script with its error line alone.
+    """
     from .checkpoint import resolve_config_and_checkpoint
     from .cli import DEFAULT_CONFIG
 
-    return resolve_config_and_checkpoint(args.config, args.checkpoint, REPO_ROOT, DEFAULT_CONFIG)
+    checkpoint_logger = logging.getLogger(resolve_config_and_checkpoint.__module__)
+    level = checkpoint_logger.level
+    checkpoint_logger.setLevel(logging.WARNING)
+    try:
+        return resolve_config_and_checkpoint(
+            args.config, args.checkpoint, REPO_ROOT, DEFAULT_CONFIG
+        )
+    finally:
+        checkpoint_logger.setLevel(level)
 
 
 def load_model(cfg, checkpoint: Path, device_name: str):
@@ -202,6 +214,8 @@ def load_model(cfg, checkpoint: Path, device_name: str):
     from .cli import CONFIG_DIR, resolve_device
 
     device = resolve_device(device_name)
+    logger.info("checkpoint: %s", checkpoint)
+    logger.info("config: %s", cfg.path)
     return load_checkpoint_model(cfg, checkpoint, device=device, config_dir=CONFIG_DIR)
 
 
@@ -252,48 +266,60 @@ def load_image_input(
     """Read the image (default: `default_image_path`) and its annotation, if any.
 
     An explicit `annotation` must exist; otherwise the annotation beside the image is used
-    when one is found. Annotation coordinates are mapped onto the decoded image, which a
-    very large JPEG may be reduced to.
+    when one is found. Both files are read before anything is logged, so a bad file ends
+    the script with its error line alone. Annotation coordinates are mapped onto the decoded
+    image, which a very large JPEG may be reduced to.
     """
+    from .annotations import read_annotation
     from .images import read_image
 
     image_path = Path(image) if image is not None else default_image_path()
     if image is not None and not image_path.is_file():
         raise UserError(f"image not found: {image_path}; pass an existing file to --image")
-    loaded = read_image(image_path)
-    logger.info("image: %s (%d x %d)", image_path, loaded.rgb.shape[1], loaded.rgb.shape[0])
-
     annotation_path = None
-    if use_annotation:
-        annotation_path = annotation if annotation is not None else _find_annotation(image_path)
-        if annotation is not None and not Path(annotation).is_file():
+    if use_annotation and annotation is not None:
+        annotation_path = Path(annotation)
+        if not annotation_path.is_file():
             raise UserError(
                 f"annotation not found: {annotation}; pass an existing LabelMe JSON file "
                 "to --annotation, or leave it out"
             )
-    ground_truth = None
-    if annotation_path is not None:
-        from .annotations import image_size_mismatch, read_annotation
+    elif use_annotation:
+        annotation_path = _find_annotation(image_path)
+    annotation_data = read_annotation(annotation_path) if annotation_path else None
+    loaded = read_image(image_path)
+    logger.info("image: %s (%d x %d)", image_path, loaded.rgb.shape[1], loaded.rgb.shape[0])
 
-        annotation_data = read_annotation(annotation_path)
-        mismatch = image_size_mismatch(
-            annotation_data, loaded.original_size, loaded.exif_orientation
-        )
-        if mismatch:
-            logger.warning("%s; marking the model's predictions instead", mismatch)
+    ground_truth = None
+    if annotation_data is not None:
+        ground_truth = _ground_truth(annotation_data, loaded, num_keypoints)
+        if ground_truth is None:
             annotation_path = None
-        else:
-            keypoints = np.asarray(annotation_data.keypoints, dtype=np.float64)
-            ground_truth = np.full((num_keypoints, 2), np.nan)
-            count = min(num_keypoints, len(keypoints))
-            ground_truth[:count] = keypoints[:count] / loaded.reduction
-            logger.info(
-                "annotation: %s (%d of %d landmarks)",
-                annotation_path,
-                int(np.isfinite(ground_truth[:, 0]).sum()),
-                num_keypoints,
-            )
     return ImageInput(loaded.rgb, image_path, annotation_path, ground_truth)
+
+
+def _ground_truth(annotation, loaded, num_keypoints: int) -> Optional[np.ndarray]:
+    """Return the annotated landmarks [K, 2] in pixels of the decoded image, NaN if missing.
+
+    Returns None, with a warning, when the annotation's image size does not match the image.
+    """
+    from .annotations import image_size_mismatch
+
+    mismatch = image_size_mismatch(annotation, loaded.original_size, loaded.exif_orientation)
+    if mismatch:
+        logger.warning("%s; marking the model's predictions instead", mismatch)
+        return None
+    keypoints = np.asarray(annotation.keypoints, dtype=np.float64)
+    ground_truth = np.full((num_keypoints, 2), np.nan)
+    count = min(num_keypoints, len(keypoints))
+    ground_truth[:count] = keypoints[:count] / loaded.reduction
+    logger.info(
+        "annotation: %s (%d of %d landmarks)",
+        annotation.path,
+        int(np.isfinite(ground_truth[:, 0]).sum()),
+        num_keypoints,
+    )
+    return ground_truth
 
 
 def _find_annotation(image_path: Path) -> Optional[Path]:

@@ -202,15 +202,9 @@ def config_without_checkpoints(tmp_path: Path) -> Path:
 
 
 def error_lines(stderr: str) -> list:
-    """Return the error lines of a failed run; they must be its last lines of stderr.
-
-    Lines before them are the progress log ("checkpoint: ...", "config: ...").
-    """
-    lines = stderr.strip().splitlines()
+    """Return the lines of stderr, after checking that none is part of a traceback."""
     assert "Traceback" not in stderr
-    errors = [line for line in lines if ": error: " in line]
-    assert errors == lines[len(lines) - len(errors) :]
-    return errors
+    return stderr.strip().splitlines()
 
 
 BAD_INPUTS = {
@@ -236,6 +230,7 @@ def test_bad_input_one_line_exit_2(
     assert run_cli(visualize_script.main, options, program="attention_visualize.py") == 2
     error = error_lines(capsys.readouterr().err)
     assert len(error) == 1, error
+    assert error[0].startswith("attention_visualize.py: error: ")
     assert fragment in error[0]
     assert not out_dir.exists() or not any(out_dir.iterdir())
 
@@ -270,3 +265,47 @@ def test_self_attention_stops_before_head(tiny_config_path, tiny_checkpoint, tal
     assert recorded.shape == full.shape
     assert np.allclose(recorded, full, atol=1e-6)
     assert predict(model, rgb).heatmaps.shape == (36, 24, 12)
+
+
+def test_visualize_partial_annotation_midlines(
+    tiny_config_path, tiny_checkpoint, annotated_image, tmp_path
+):
+    annotation = annotated_image.parents[1] / "annotations" / "leg.json"
+    document = json.loads(annotation.read_text())
+    document["shapes"] = [
+        shape for shape in document["shapes"] if shape["label"] != "L_FNeck_Cut_Up"
+    ]
+    annotation.write_text(json.dumps(document))
+
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    assert visualize_script.main(options + ["--image", str(annotated_image)]) == 0
+    rows = (out_dir / "left_right_symmetry_keypoints_4_5_14_15.csv").read_text().splitlines()
+    sources = {(row.split(",")[0], row.split(",")[7]) for row in rows[1:]}
+    assert sources == {("4", "prediction"), ("14", "ground truth")}
+
+
+def test_unused_option_warns_and_runs(tiny_checkpoint, tmp_path, capsys):
+    out_dir = tmp_path / "figures"
+    arguments = ["--checkpoint", str(tiny_checkpoint), "--out-dir", str(out_dir)]
+    assert similarity_script.main(arguments + ["--layers", "1", "--no-annotation"]) == 0
+    error = capsys.readouterr().err
+    assert "--layers is not used by this script" in error
+    assert "--no-annotation is not used by this script" in error
+    assert written(out_dir) == {"keypoint_token_similarity.png"}
+
+
+def test_mismatched_annotation_marks_predictions(
+    tiny_config_path, tiny_checkpoint, annotated_image, tmp_path, capsys
+):
+    annotation = annotated_image.parents[1] / "annotations" / "leg.json"
+    document = json.loads(annotation.read_text())
+    document["imageWidth"] *= 3
+    annotation.write_text(json.dumps(document))
+
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    assert visualize_script.main(options + ["--image", str(annotated_image)]) == 0
+    assert "marking the model's predictions instead" in capsys.readouterr().err
+    rows = (out_dir / "left_right_symmetry_keypoints_4_5_14_15.csv").read_text().splitlines()
+    assert {row.split(",")[7] for row in rows[1:]} == {"prediction"}

@@ -56,6 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     with timer.step("read tokens"):
         _, checkpoint = support.resolve_checkpoint(args)
+        logger.info("checkpoint: %s", checkpoint)
         tensors = read_tensors(checkpoint, TOKEN_KEYS)
         init, identity, position = (tensors[key].double().numpy() for key in TOKEN_KEYS)
         if not init.shape[1:] == identity.shape == position.shape[1:]:
