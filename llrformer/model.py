@@ -43,6 +43,10 @@ class LLRFormer(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.transformer(self.pre_feature(images))
 
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Return the tokens after the last layer group, [B, K + P, dim], without the head."""
+        return self.transformer.encode(self.pre_feature(images))
+
     def reset_parameters(self) -> None:
         """Initialise for training from scratch.
 

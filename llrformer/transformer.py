@@ -276,15 +276,24 @@ class KeypointTransformer(nn.Module):
         # tokens, as the published model does.
         return self.patch_to_embedding(patches) + self.vis_pos
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def encode(self, features: torch.Tensor) -> torch.Tensor:
+        """Run every layer group on a feature map: tokens [B, K + P, dim], keypoints first.
+
+        Everything the attention recorder captures is computed here; the heatmap head, whose
+        last linear layer holds most of the published model's weights, is not run.
+        """
         batch = features.shape[0]
         patches = self.embed_patches(features)
         keypoints = self.initial_keypoint_tokens().expand(batch, -1, -1)
         tokens = self.dropout(torch.cat([keypoints, patches], dim=1))
         for cross_step, self_block in self.cross_self_transformer_layers:
             tokens = self_block(cross_step(tokens))
+        return tokens
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        tokens = self.encode(features)
         heatmaps = self.mlp_head(tokens[:, : self.num_keypoints])
-        return heatmaps.view(batch, self.num_keypoints, self.heatmap_h, self.heatmap_w)
+        return heatmaps.view(len(tokens), self.num_keypoints, self.heatmap_h, self.heatmap_w)
 
     def reset_parameters(self) -> None:
         """Initialise for training from scratch as the published code does."""

@@ -91,3 +91,15 @@ def test_only_cross_kind(tiny_model):
     assert "self" not in recorder.records
     with pytest.raises(ValueError, match="unknown attention kinds"):
         AttentionRecorder(tiny_model, kinds=("diagonal",))
+
+
+def test_encode_records_same_attention(tiny_model):
+    batch = torch.randn(1, 3, 96, 48)
+    with torch.inference_mode():
+        with AttentionRecorder(tiny_model) as full_pass:
+            tiny_model(batch)
+        with AttentionRecorder(tiny_model) as encode_pass:
+            tokens = tiny_model.encode(batch)
+    assert tokens.shape == (1, 36 + 12, 16)
+    for kind in ("cross", "self"):
+        assert torch.equal(encode_pass.stacked(kind), full_pass.stacked(kind))
