@@ -78,6 +78,18 @@ def pixel_map(
     return grid.map_to_pixels(grid.tokens_to_map(patch_values), letterbox)
 
 
+def row_map(grid: PatchGrid, patch_values: np.ndarray) -> np.ndarray:
+    """Draw per-token values [P] as a map [rows, input_w]: one line per row of patches.
+
+    Every pixel row of a patch row is the same in `pixel_map`, so this map has the same
+    columns, Pearson correlation and top-fraction masks as the full pixel map at 1/patch_h
+    of the cost. Horizontal mirroring, the only transform the symmetry analysis applies,
+    acts on it exactly as on the full map.
+    """
+    _, patch_w = grid.patch_pixels
+    return np.repeat(grid.tokens_to_map(patch_values), patch_w, axis=-1)
+
+
 def visible_patches(grid: PatchGrid, letterbox: Letterbox) -> np.ndarray:
     """Return, per patch token, whether its rectangle overlaps the resized image, [P] bool.
 
@@ -123,13 +135,14 @@ def top_mask(image_map: np.ndarray, fraction: float = TOP_FRACTION) -> np.ndarra
     """Return the mask of the pixels at or above the (1 - fraction) quantile of a map.
 
     Ties at the threshold are all included, so a map of constant patch blocks may mark a
-    little more than `fraction` of its pixels. A map without positive values gives an empty
-    mask.
+    little more than `fraction` of its pixels. The quantile is the inverse of the empirical
+    distribution function, which does not change when every pixel is repeated the same
+    number of times (see `row_map`). A map without positive values gives an empty mask.
     """
     values = np.asarray(image_map, dtype=np.float64)
     if not np.any(values > 0):
         return np.zeros(values.shape, dtype=bool)
-    threshold = np.quantile(values, 1.0 - fraction)
+    threshold = np.quantile(values, 1.0 - fraction, method="inverted_cdf")
     return (values >= threshold) & (values > 0)
 
 
@@ -208,8 +221,8 @@ def symmetry_table(
         for kind, attention in patch_attention.items():
             for layer in layers:
                 score = symmetry_score(
-                    pixel_map(grid, attention[layer, right]),
-                    pixel_map(grid, attention[layer, left]),
+                    row_map(grid, attention[layer, right]),
+                    row_map(grid, attention[layer, left]),
                     midline_x,
                 )
                 rows.append(SymmetryRow(right, left, kind, layer, midline_x, source, score))

@@ -15,6 +15,7 @@ from llrformer.attention_maps import (
     patch_part,
     pearson,
     pixel_map,
+    row_map,
     symmetry_score,
     token_similarity,
     top_iou,
@@ -303,3 +304,15 @@ def test_default_image_falls_back_to_val(tmp_path):
     (folder / "a.png").write_bytes(b"")
     (tmp_path / "data" / "test" / "images").mkdir(parents=True)
     assert default_image_path(tmp_path) == folder / "a.png"
+
+
+def test_row_map_scores_equal_pixel_map_scores():
+    rng = np.random.default_rng(4)
+    right, left = rng.random(FULL_GRID.num_patches), rng.random(FULL_GRID.num_patches)
+    right[rng.random(FULL_GRID.num_patches) < 0.5] = 0.0
+    for midline in (192.0, 181.5, 200.25):
+        full = symmetry_score(pixel_map(FULL_GRID, right), pixel_map(FULL_GRID, left), midline)
+        rows = symmetry_score(row_map(FULL_GRID, right), row_map(FULL_GRID, left), midline)
+        assert np.isclose(rows.pearson_mirrored, full.pearson_mirrored, rtol=0, atol=1e-12)
+        assert rows.iou_mirrored == full.iou_mirrored
+        assert np.isclose(rows.pearson_unmirrored, full.pearson_unmirrored, rtol=0, atol=1e-12)

@@ -309,3 +309,19 @@ def test_mismatched_annotation_marks_predictions(
     assert "marking the model's predictions instead" in capsys.readouterr().err
     rows = (out_dir / "left_right_symmetry_keypoints_4_5_14_15.csv").read_text().splitlines()
     assert {row.split(",")[7] for row in rows[1:]} == {"prediction"}
+
+
+def test_script_model_matches_default_layout(tiny_config_path, tiny_checkpoint, tall_image):
+    from llrformer.checkpoint import load_model as load_default
+    from llrformer.config import load_config
+    from llrformer.images import read_image
+    from llrformer.inference import predict
+    from llrformer.script_support import load_model
+
+    cfg = load_config(tiny_config_path)
+    rgb = read_image(tall_image).rgb
+    reference = predict(load_default(cfg, tiny_checkpoint), rgb, record=True)
+    scripted = predict(load_model(cfg, tiny_checkpoint, "cpu"), rgb, record=True)
+    for name in ("heatmaps", "cross_attention", "self_attention"):
+        expected, actual = getattr(reference, name), getattr(scripted, name)
+        assert np.linalg.norm(actual - expected) <= 1e-5 * np.linalg.norm(expected), name
