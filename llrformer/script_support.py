@@ -383,34 +383,21 @@ def _short_path(path: Path) -> str:
         return str(path)
 
 
-class _AttentionRecorded(Exception):
-    """Raised before the heatmap head, to end a forward pass whose attention is recorded."""
-
-
 def record_self_attention(model, rgb: np.ndarray) -> np.ndarray:
     """Run the model on an RGB image and return the keypoint rows of the self-attention.
 
-    Returns float32 [layers, heads, K, K + P] in model token order. The forward pass stops
-    before the heatmap head, whose last linear layer holds most of the model's weights
-    (95.6 M of 107.5 M parameters in the published model), so those weights are never read.
+    Returns float32 [layers, heads, K, K + P] in model token order. Only `model.encode` runs,
+    not the heatmap head, whose last linear layer holds most of the model's weights (95.6 M
+    of 107.5 M parameters in the published model), so those weights are never read.
     """
     import torch
 
     from .preprocess import prepare_input
     from .recorder import AttentionRecorder
 
-    def stop_before_head(_module, _inputs) -> None:
-        raise _AttentionRecorded
-
     device = next(model.parameters()).device
     batch, _, _ = prepare_input(rgb, model.image_size)
-    recorder = AttentionRecorder(model, keypoint_rows_only=True, kinds=("self",))
-    handle = model.transformer.mlp_head.register_forward_pre_hook(stop_before_head)
-    try:
-        with torch.inference_mode(), recorder:
-            model(batch.to(device))
-    except _AttentionRecorded:
-        pass
-    finally:
-        handle.remove()
+    with torch.inference_mode():
+        with AttentionRecorder(model, keypoint_rows_only=True, kinds=("self",)) as recorder:
+            model.encode(batch.to(device))
     return recorder.stacked("self", batch_index=0).float().numpy()
