@@ -78,6 +78,19 @@ def pixel_map(
     return grid.map_to_pixels(grid.tokens_to_map(patch_values), letterbox)
 
 
+def patch_cells(grid: PatchGrid, letterbox: Letterbox) -> Tuple[np.ndarray, np.ndarray]:
+    """Return the patch-grid row [new_h] and column [new_w] of each pixel of the resized image.
+
+    The pixels are those of the letterboxed input with the padding cropped, so
+    `grid.tokens_to_map(values)[rows][:, columns]` equals `pixel_map(grid, values,
+    letterbox)`.
+    """
+    patch_h, patch_w = grid.patch_pixels
+    rows = (np.arange(letterbox.new_h) + letterbox.pad_top) // patch_h
+    columns = (np.arange(letterbox.new_w) + letterbox.pad_left) // patch_w
+    return rows, columns
+
+
 def row_map(grid: PatchGrid, patch_values: np.ndarray) -> np.ndarray:
     """Draw per-token values [P] as a map [rows, input_w]: one line per row of patches.
 

@@ -19,12 +19,12 @@ from .attention_maps import (
     keypoint_block,
     keypoint_share,
     normalize_block_rows,
-    pixel_map,
+    patch_cells,
     token_similarity,
     visible_patches,
 )
 from .figures import MatrixScale, PixelLayout, draw_matrix_panels
-from .figures_overlay import LandmarkMarker, crop_to_image, draw_image_panels
+from .figures_overlay import BlockMap, LandmarkMarker, crop_to_image, draw_image_panels
 
 if TYPE_CHECKING:
     from .patch_grid import PatchGrid
@@ -170,10 +170,13 @@ def image_attention_figure(
         for row in range(len(row_labels))
     ]
 
-    def panel_map(row: int, column: int) -> np.ndarray:
+    pixel_rows, pixel_columns = patch_cells(grid, letterbox)
+
+    def panel_map(row: int, column: int) -> BlockMap:
         values = columns[column].patch_values[row]
         peak = peaks[row][column]
-        return pixel_map(grid, values / peak if peak > 0 else values, letterbox)
+        blocks = grid.tokens_to_map(values / peak if peak > 0 else values)
+        return BlockMap(blocks, pixel_rows, pixel_columns)
 
     notes = []
     for row in range(len(row_labels)):

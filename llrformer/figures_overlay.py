@@ -75,22 +75,45 @@ def marker_legend_handles(markers: Sequence[Optional[LandmarkMarker]]) -> List[L
     ]
 
 
+@dataclass(frozen=True)
+class BlockMap:
+    """A map that is constant on blocks, such as attention on the patch grid.
+
+    `blocks` [rows, cols] holds the values; `pixel_rows` [h] and `pixel_columns` [w] give
+    the block row of each image pixel row and the block column of each image pixel column.
+    A full-resolution map [h, w] is the case of one block per pixel (`BlockMap.of_pixels`).
+    """
+
+    blocks: np.ndarray
+    pixel_rows: np.ndarray
+    pixel_columns: np.ndarray
+
+    @classmethod
+    def of_pixels(cls, values: np.ndarray) -> BlockMap:
+        """Wrap a map [h, w] with one value per image pixel."""
+        return cls(values, np.arange(values.shape[0]), np.arange(values.shape[1]))
+
+    def sample(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """Return the values at image pixel `rows` x `columns`, [len(rows), len(columns)]."""
+        return self.blocks[self.pixel_rows[rows]][:, self.pixel_columns[columns]]
+
+
 def compose_panel(
     image: np.ndarray,
-    values: np.ndarray,
+    values: BlockMap,
     height: int,
     width: int,
     cmap: str = OVERLAY_CMAP,
 ) -> np.ndarray:
-    """Return one panel [height, width, 3] uint8: `values` [h, w] in 0..1 over `image`.
+    """Return one panel [height, width, 3] uint8: `values` in 0..1 blended over `image`.
 
-    `image` [h, w, 3] and `values` share their pixels. Both are resampled by nearest-neighbour
-    lookup, so an output pixel shows the value of the input pixel under its centre and a
-    patch's block keeps sharp edges.
+    `image` is [h, w, 3] and `values` covers the same pixels. Both are resampled by
+    nearest-neighbour lookup, so an output pixel shows the value at the image pixel under its
+    centre and a patch's block keeps sharp edges.
     """
     rows = nearest_indices(image.shape[0], height)
     columns = nearest_indices(image.shape[1], width)
-    return blend_overlay(image[rows][:, columns], values[rows][:, columns], cmap)
+    return blend_overlay(image[rows][:, columns], values.sample(rows, columns), cmap)
 
 
 @dataclass(frozen=True)
@@ -111,7 +134,7 @@ class PanelGrid:
 
 def draw_image_panels(
     image: np.ndarray,
-    panel_map: Callable[[int, int], np.ndarray],
+    panel_map: Callable[[int, int], BlockMap],
     row_labels: Sequence[str],
     column_labels: Sequence[str],
     panel_notes: Sequence[Sequence[str]],
@@ -126,7 +149,7 @@ def draw_image_panels(
     """Draw attention maps over a radiograph in rows x columns panels with one colour bar.
 
     `image` is the radiograph [h, w, 3] uint8. `panel_map(row, column)` returns that panel's
-    map [h, w] in 0..1 in the same pixels. `markers` has one entry per column, in image
+    map in 0..1 over the same pixels. `markers` has one entry per column, in image
     pixels. All panels are composed into one image in numpy, which matplotlib draws unscaled;
     matplotlib adds the text, the markers and the colour bar.
     """

@@ -12,6 +12,7 @@ from llrformer.attention_maps import (
     keypoint_block,
     keypoint_share,
     mirror_columns,
+    patch_cells,
     patch_part,
     pearson,
     pixel_map,
@@ -25,6 +26,7 @@ from llrformer.errors import UserError
 from llrformer.figures import save_figure
 from llrformer.figures_overlay import (
     MAX_OVERLAY_ALPHA,
+    BlockMap,
     blend_overlay,
     compose_panel,
     draw_image_panels,
@@ -107,6 +109,21 @@ def test_visible_patches_excludes_padding_rows():
     assert visible[(rows > 0) & (rows < 31)].all()
 
 
+def planted_blocks(grid: PatchGrid, token: int, box: Letterbox) -> BlockMap:
+    """The one-hot map of a token, as the keypoint-to-image figure passes it to a panel."""
+    rows, columns = patch_cells(grid, box)
+    return BlockMap(grid.tokens_to_map(one_hot(grid, token)), rows, columns)
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g.rows}x{g.cols}")
+def test_patch_cells_match_pixel_map(grid):
+    box = tall_letterbox(grid)
+    rows, columns = patch_cells(grid, box)
+    values = np.arange(grid.num_patches, dtype=float)
+    expected = pixel_map(grid, values, box)
+    assert np.array_equal(grid.tokens_to_map(values)[rows][:, columns], expected)
+
+
 def colored_pixels(panel: np.ndarray, background: int) -> np.ndarray:
     return np.any(panel != background, axis=-1)
 
@@ -119,9 +136,9 @@ def test_drawn_panel_planted_token_exact(grid):
     # Every 17th token of the 32 x 32 grid, plus the last, keeps the test fast.
     tokens = np.union1d(tokens[:: 17 if len(tokens) > 100 else 1], tokens[-1:])
     for token in tokens:
-        values = pixel_map(grid, one_hot(grid, token), box)
-        panel = compose_panel(gray, values, box.new_h, box.new_w)
-        assert np.array_equal(colored_pixels(panel, 90), values > 0), f"token {token}"
+        panel = compose_panel(gray, planted_blocks(grid, token, box), box.new_h, box.new_w)
+        expected = pixel_map(grid, one_hot(grid, token), box) > 0
+        assert np.array_equal(colored_pixels(panel, 90), expected), f"token {token}"
 
 
 def test_drawn_panel_half_scale_follows_nearest_pixel():
@@ -129,7 +146,7 @@ def test_drawn_panel_half_scale_follows_nearest_pixel():
     box = Letterbox.fit((96, 40), (96, 40))
     gray = np.zeros((40, 96, 3), dtype=np.uint8)
     token = int(np.flatnonzero((grid.order == [2, 3]).all(axis=1))[0])
-    panel = compose_panel(gray, pixel_map(grid, one_hot(grid, token), box), 20, 48)
+    panel = compose_panel(gray, planted_blocks(grid, token, box), 20, 48)
     rows, cols = np.nonzero(colored_pixels(panel, 0))
     # Cell (2, 3) covers input y 16..23 and x 36..47, so output rows 8..11 and columns 18..23.
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (8, 11, 18, 23)
@@ -156,7 +173,7 @@ def test_rendered_figure_planted_token_exact(tmp_path):
     dpi = 100
     layout = draw_image_panels(
         radiograph,
-        lambda row, column: pixel_map(grid, one_hot(grid, token), box),
+        lambda row, column: planted_blocks(grid, token, box),
         ["layer 0"],
         ["kp"],
         [["note"]],
