@@ -49,6 +49,8 @@ def read_checkpoint(path: PathLike) -> object:
     whose unpickling would run code.
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"checkpoint {path} is a folder; pass the .pth file inside it")
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     if path.stat().st_size == 0:
@@ -69,10 +71,11 @@ def read_checkpoint(path: PathLike) -> object:
         raise UserError(f"{path} is not a valid PyTorch checkpoint: {first_line[:160]}") from None
     # Unpickling arbitrary bytes can fail with almost any exception type.
     except Exception as error:  # noqa: BLE001
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        detail = detail.split(". ")[0][:120] if len(detail) > 20 else type(error).__name__
         raise UserError(
-            f"{path} is not a readable PyTorch checkpoint (truncated or another "
-            f"format): {message[:200]}"
+            f"{path} is not a readable PyTorch checkpoint: it is truncated or in another "
+            f"format ({detail}); pass a file written by torch.save"
         ) from None
 
 
@@ -123,8 +126,9 @@ def infer_geometry(state: Dict[str, torch.Tensor]) -> Dict[str, object]:
     head = sorted(
         key for key in state if key.startswith("transformer.mlp_head.") and key.endswith(".bias")
     )
-    if head and "NUM_JOINTS" in facts:
-        facts["heatmap_pixels"] = int(state[head[-1]].shape[0]) // int(facts["NUM_JOINTS"])
+    if head:
+        # The head runs on each keypoint token, so its last layer has one output per pixel.
+        facts["heatmap_pixels"] = int(state[head[-1]].shape[0])
     return facts
 
 

@@ -27,6 +27,10 @@ def setup_logging(verbose: bool = False) -> None:
         stream=sys.stderr,
         force=True,
     )
+    # Third-party debug logging (matplotlib's font search prints hundreds of lines) would
+    # drown the program's own -v output.
+    for noisy in ("matplotlib", "PIL", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def run_cli(
@@ -40,6 +44,16 @@ def run_cli(
         return main(argv) or 0
     except UserError as error:
         print(f"{name}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:
+        # A file system refusal (permissions, a file where a folder is expected, a full
+        # disk) is a problem of the user's paths, not a bug, so it gets one line too.
+        where = f" {error.filename}" if error.filename else ""
+        reason = error.strerror or str(error)
+        print(
+            f"{name}: error: cannot access{where}: {reason}; check the path and its permissions",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)

@@ -89,7 +89,7 @@ def test_truncated_checkpoint_rejected(tiny_config_path, tiny_checkpoint, tmp_pa
 def test_text_file_rejected(tiny_config_path, tmp_path):
     path = tmp_path / "notes.pth"
     path.write_text("these are not weights\n")
-    with pytest.raises(UserError, match="checkpoint"):
+    with pytest.raises(UserError, match="truncated or in another format .*torch.save"):
         load_model(load_config(tiny_config_path), path)
 
 
@@ -109,6 +109,11 @@ def test_code_running_pickle_rejected(tiny_config_path, tmp_path):
     with pytest.raises(UserError, match="would run code"):
         load_model(load_config(tiny_config_path), path)
     assert not marker.exists()
+
+
+def test_folder_rejected(tiny_config_path, tmp_path):
+    with pytest.raises(UserError, match="is a folder; pass the .pth file inside it"):
+        load_model(load_config(tiny_config_path), tmp_path)
 
 
 def test_object_without_weights_rejected(tiny_config_path, tmp_path):
@@ -134,6 +139,7 @@ def test_mismatch_lists_keys_and_fitting_config(tiny_config_path, tiny_state, tm
     assert "unexpected keys: transformer.extra.weight" in message
     assert "transformer.kp_init (1, 36, 24) vs (1, 36, 16)" in message
     assert "DIM=24" in message
+    assert "heatmap_pixels=288" in message  # 24 x 12 per keypoint token
     assert len(message.splitlines()) <= 6
 
 

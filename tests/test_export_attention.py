@@ -85,6 +85,7 @@ def test_folder_gives_one_file_per_image(tiny_config_path, tiny_checkpoint, tmp_
         ("empty checkpoint", "is empty"),
         ("unknown key", "unknown config key MODEL.DIMS"),
         ("several images into one npz", "pass a folder as --out"),
+        ("output folder is a file", "cannot access"),
     ],
 )
 def test_bad_input_one_line(case, message, tiny_config_path, tiny_checkpoint, tall_image, tmp_path):
@@ -102,6 +103,9 @@ def test_bad_input_one_line(case, message, tiny_config_path, tiny_checkpoint, ta
     elif case == "several images into one npz":
         images = [tall_image, tall_image.with_name("second.png")]
         cv2.imwrite(str(images[1]), np.zeros((20, 10), np.uint8))
+    elif case == "output folder is a file":
+        (tmp_path / "taken").write_text("a file of the user's")
+        out = "taken/x.npz"
 
     result = run_tool(
         "--config", config, "--checkpoint", checkpoint, "--image", *images, "--out", tmp_path / out
@@ -113,3 +117,5 @@ def test_bad_input_one_line(case, message, tiny_config_path, tiny_checkpoint, ta
     assert len(error_lines) == 1
     assert message in error_lines[0]
     assert not (tmp_path / out).exists()
+    if case == "output folder is a file":
+        assert (tmp_path / "taken").read_text() == "a file of the user's"
