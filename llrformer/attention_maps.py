@@ -79,15 +79,17 @@ def pixel_map(
 
 
 def patch_cells(grid: PatchGrid, letterbox: Letterbox) -> Tuple[np.ndarray, np.ndarray]:
-    """Return the patch-grid row [new_h] and column [new_w] of each pixel of the resized image.
+    """Return the patch-grid row [original_h] and column [original_w] of each image pixel.
 
-    The pixels are those of the letterboxed input with the padding cropped, so
-    `grid.tokens_to_map(values)[rows][:, columns]` equals `pixel_map(grid, values,
-    letterbox)`.
+    The pixels are those of the original image. A pixel belongs to the patch that contains
+    its centre after the letterbox mapping (x * scale + pad_left, y * scale + pad_top), so
+    each patch covers exactly its rectangle `grid.token_rect_original`.
     """
     patch_h, patch_w = grid.patch_pixels
-    rows = (np.arange(letterbox.new_h) + letterbox.pad_top) // patch_h
-    columns = (np.arange(letterbox.new_w) + letterbox.pad_left) // patch_w
+    y = (np.arange(letterbox.original_h) + 0.5) * letterbox.scale + letterbox.pad_top
+    x = (np.arange(letterbox.original_w) + 0.5) * letterbox.scale + letterbox.pad_left
+    rows = np.clip(np.floor(y / patch_h).astype(np.int64), 0, grid.rows - 1)
+    columns = np.clip(np.floor(x / patch_w).astype(np.int64), 0, grid.cols - 1)
     return rows, columns
 
 

@@ -24,7 +24,7 @@ from .attention_maps import (
     visible_patches,
 )
 from .figures import MatrixScale, PixelLayout, draw_matrix_panels
-from .figures_overlay import BlockMap, LandmarkMarker, crop_to_image, draw_image_panels
+from .figures_overlay import BlockMap, LandmarkMarker, draw_image_panels
 
 if TYPE_CHECKING:
     from .patch_grid import PatchGrid
@@ -151,18 +151,19 @@ def image_attention_figure(
     row_labels: Sequence[str],
     grid: PatchGrid,
     letterbox: Letterbox,
-    letterboxed_rgb: np.ndarray,
+    image_rgb: np.ndarray,
     title_suffix: str,
     source_line: str,
     dpi: int,
 ) -> PixelLayout:
     """Draw attention over patch tokens on the radiograph: rows x columns panels.
 
-    The padding of the letterboxed input is cropped away; each patch token's value covers
-    exactly its patch's pixels of the resized radiograph. Each panel's colours are scaled to
-    its largest value on a patch that shows some of the radiograph.
+    `image_rgb` [H, W, 3] is the image the model read, before letterboxing. Each patch
+    token's value covers exactly its patch's rectangle mapped back onto that image, and the
+    letterbox padding is left out. Each panel's colours are scaled to its largest value on a
+    patch that shows some of the radiograph.
     """
-    image = crop_to_image(letterboxed_rgb, letterbox)
+    image = image_rgb
     visible = visible_patches(grid, letterbox)
     padding_only = ~visible
     peaks = [
@@ -195,7 +196,7 @@ def image_attention_figure(
 
     patch_h, patch_w = grid.patch_pixels
     heading, explanation = KIND_TEXT[kind]
-    explanation = explanation.format(patch=f"{patch_h} x {patch_w} input pixels")
+    explanation = explanation.format(patch=f"{patch_h} x {patch_w} pixels of the model input")
     subtitle = f"{explanation} {SCALE_TEXT}\n{source_line}"
     return draw_image_panels(
         image,

@@ -128,9 +128,9 @@ def choose_landmarks(
 
 
 def marker_for(landmarks: Landmarks, index: int, letterbox: Letterbox) -> LandmarkMarker:
-    """Return the marker of a landmark in pixels of the radiograph with the padding cropped."""
-    x, y = landmarks.positions[index]
-    return LandmarkMarker(x - letterbox.pad_left, y - letterbox.pad_top, landmarks.sources[index])
+    """Return the marker of a landmark in pixels of the image the model read."""
+    x, y = letterbox.to_original(landmarks.positions[index])
+    return LandmarkMarker(float(x), float(y), landmarks.sources[index])
 
 
 def image_figure_path(out_dir: Path, kind: str, keypoints: Sequence[int]) -> Path:
@@ -167,7 +167,7 @@ class ImageContext:
 
     grid: PatchGrid
     letterbox: Letterbox
-    letterboxed_rgb: np.ndarray
+    image_rgb: np.ndarray
     landmarks: Landmarks
     names: Sequence[str]
     source_line: str
@@ -205,7 +205,7 @@ def write_image_figures(
             layer_labels(layers),
             context.grid,
             context.letterbox,
-            context.letterboxed_rgb,
+            context.image_rgb,
             heads_text(None, num_heads),
             context.source_line,
             context.dpi,
@@ -245,7 +245,7 @@ def write_head_figures(
                 layer_labels(layers),
                 context.grid,
                 context.letterbox,
-                context.letterboxed_rgb,
+                context.image_rgb,
                 f"keypoint {index} {context.names[index]}, one column per head",
                 context.source_line,
                 context.dpi,

@@ -236,10 +236,3 @@ def draw_frame(canvas: np.ndarray, left: int, top: int, width: int, height: int)
     canvas[y1, x0 : x1 + 1] = 0
     canvas[y0 : y1 + 1, x0] = 0
     canvas[y0 : y1 + 1, x1] = 0
-
-
-def crop_to_image(letterboxed: np.ndarray, box) -> np.ndarray:
-    """Crop the letterbox padding from a letterboxed image [input_h, input_w, 3]."""
-    return letterboxed[
-        box.pad_top : box.pad_top + box.new_h, box.pad_left : box.pad_left + box.new_w
-    ]

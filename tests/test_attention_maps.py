@@ -115,13 +115,41 @@ def planted_blocks(grid: PatchGrid, token: int, box: Letterbox) -> BlockMap:
     return BlockMap(grid.tokens_to_map(one_hot(grid, token)), rows, columns)
 
 
+def original_letterboxes(grid: PatchGrid):
+    """Two letterboxes of originals about 1.4 times the input: padded left/right and top/bottom."""
+    width, height = input_size(grid)
+    return [
+        Letterbox.fit((int(width * 1.1), int(height * 1.45)), (width, height)),
+        Letterbox.fit((int(width * 1.7), int(height * 1.3)), (width, height)),
+    ]
+
+
+def centres_inside(grid: PatchGrid, token: int, box: Letterbox) -> np.ndarray:
+    """Mask [original_h, original_w] of the pixels whose centres lie in a token's rectangle."""
+    x0, y0, x1, y1 = grid.token_rect_original(token, box)
+    ys = np.arange(box.original_h) + 0.5
+    xs = np.arange(box.original_w) + 0.5
+    inside_y = (ys >= y0) & (ys < y1)
+    inside_x = (xs >= x0) & (xs < x1)
+    return inside_y[:, None] & inside_x[None, :]
+
+
+def sampled_tokens(grid: PatchGrid, box: Letterbox) -> np.ndarray:
+    # Every 17th token of the 32 x 32 grid, plus the last, keeps the tests fast.
+    tokens = np.flatnonzero(visible_patches(grid, box))
+    return np.union1d(tokens[:: 17 if len(tokens) > 100 else 1], tokens[-1:])
+
+
 @pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g.rows}x{g.cols}")
-def test_patch_cells_match_pixel_map(grid):
-    box = tall_letterbox(grid)
-    rows, columns = patch_cells(grid, box)
-    values = np.arange(grid.num_patches, dtype=float)
-    expected = pixel_map(grid, values, box)
-    assert np.array_equal(grid.tokens_to_map(values)[rows][:, columns], expected)
+def test_patch_cells_cover_original_rectangles(grid):
+    for box in original_letterboxes(grid):
+        assert box.pad_left > 0 or box.pad_top > 0
+        assert box.scale not in (0.5, 1.0)
+        rows, columns = patch_cells(grid, box)
+        for token in sampled_tokens(grid, box):
+            row, column = grid.token_cell(token)
+            lookup = (rows == row)[:, None] & (columns == column)[None, :]
+            assert np.array_equal(lookup, centres_inside(grid, token, box)), f"token {token}"
 
 
 def colored_pixels(panel: np.ndarray, background: int) -> np.ndarray:
@@ -130,15 +158,13 @@ def colored_pixels(panel: np.ndarray, background: int) -> np.ndarray:
 
 @pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g.rows}x{g.cols}")
 def test_drawn_panel_planted_token_exact(grid):
-    box = wide_letterbox(grid)
-    gray = np.full((box.new_h, box.new_w, 3), 90, dtype=np.uint8)
-    tokens = np.flatnonzero(visible_patches(grid, box))
-    # Every 17th token of the 32 x 32 grid, plus the last, keeps the test fast.
-    tokens = np.union1d(tokens[:: 17 if len(tokens) > 100 else 1], tokens[-1:])
-    for token in tokens:
-        panel = compose_panel(gray, planted_blocks(grid, token, box), box.new_h, box.new_w)
-        expected = pixel_map(grid, one_hot(grid, token), box) > 0
-        assert np.array_equal(colored_pixels(panel, 90), expected), f"token {token}"
+    for box in original_letterboxes(grid):
+        height, width = box.original_h, box.original_w
+        gray = np.full((height, width, 3), 90, dtype=np.uint8)
+        for token in sampled_tokens(grid, box):
+            panel = compose_panel(gray, planted_blocks(grid, token, box), height, width)
+            expected = centres_inside(grid, token, box)
+            assert np.array_equal(colored_pixels(panel, 90), expected), f"token {token}"
 
 
 def test_drawn_panel_half_scale_follows_nearest_pixel():

@@ -103,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     context = outputs.ImageContext(
         model.grid,
         prediction.letterbox,
-        prediction.letterboxed_rgb,
+        image.rgb,
         landmarks,
         selection.names,
         source,
