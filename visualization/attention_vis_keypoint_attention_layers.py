@@ -13,7 +13,6 @@ Run with no arguments from the repository root or from visualization/.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -24,8 +23,6 @@ from llrformer import figures_outputs as outputs  # noqa: E402
 from llrformer import script_support as support  # noqa: E402
 from llrformer.errors import run_cli, setup_logging  # noqa: E402
 from llrformer.figures_attention import MATRIX_SCALES  # noqa: E402
-
-logger = logging.getLogger("attention_vis_keypoint_attention_layers")
 
 OUTPUT_NAME = "cross_keypoint_attention_layers.png"
 SHARE_CSV_NAME = "keypoint_token_share.csv"

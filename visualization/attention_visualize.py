@@ -17,7 +17,6 @@ Run with no arguments from the repository root or from visualization/.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -29,8 +28,6 @@ from llrformer import script_support as support  # noqa: E402
 from llrformer.errors import run_cli, setup_logging  # noqa: E402
 from llrformer.figures_attention import MATRIX_SCALES  # noqa: E402
 from llrformer.inference import predict  # noqa: E402
-
-logger = logging.getLogger("attention_visualize")
 
 MATRIX_NAME = "cross_keypoint_attention_layers.jpg"
 SHARE_CSV_NAME = "keypoint_token_share.csv"
