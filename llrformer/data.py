@@ -2,8 +2,9 @@
 
 A split is the folder `DATASET.ROOT/<split>/` with `images/` and `annotations/` (LabelMe JSON,
 same base name). Each image is read and letterboxed to MODEL.IMAGE_SIZE once and kept in
-memory as uint8, with its keypoints in letterboxed input pixels; augmentation works on that
-cache. Coordinates are (x, y) pixels; a pixel i spans [i, i + 1), as in `Letterbox`.
+memory as uint8, with its keypoints in letterboxed input pixels. Augmentation starts from this
+cache, so an epoch decodes no image file. Coordinates are (x, y) pixels, and pixel i spans
+[i, i + 1) as in `Letterbox`.
 """
 
 from __future__ import annotations
@@ -304,7 +305,8 @@ class LandmarkDataset(torch.utils.data.Dataset):
     """Model inputs and targets from cached samples, augmented when `train` is True.
 
     Items are dicts: `image` [3, H, W] ImageNet-normalised, `target` [K, Hh, Wh],
-    `target_weight` [K] and `index` into `samples`. A missing landmark, or one that
+    `target_weight` [K], `keypoints` [K, 2] (input pixels after augmentation, 0 where
+    missing) and `index` into `samples`. A missing landmark, or one that
     augmentation moved out of the image, always gets weight 0 (also when
     LOSS.USE_TARGET_WEIGHT is false), so the loss never teaches an empty heatmap. Augmentation
     draws from a generator seeded by (seed, epoch, index), so runs repeat exactly whatever
@@ -346,5 +348,6 @@ class LandmarkDataset(torch.utils.data.Dataset):
             "image": normalize_image(image),
             "target": torch.from_numpy(target),
             "target_weight": torch.from_numpy(weight),
+            "keypoints": torch.from_numpy(np.nan_to_num(keypoints).astype(np.float32)),
             "index": torch.tensor(index),
         }

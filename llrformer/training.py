@@ -285,7 +285,7 @@ def save_training_checkpoint(path: Path, payload: Dict[str, object]) -> None:
 
 
 def read_training_checkpoint(path: Path) -> Dict[str, object]:
-    """Read `checkpoint.pth` (weights_only) and check that it holds a resumable state."""
+    """Read `checkpoint.pth` (weights_only) and check that it contains a resumable state."""
     checkpoint = read_checkpoint(path)
     required = ("epoch", "state_dict", "optimizer")
     if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in required):
@@ -440,7 +440,7 @@ def check_run_directory(run_dir: Path, resuming: bool, overwrite: bool) -> None:
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not resuming and not overwrite:
         raise UserError(
-            f"{run_dir} already holds a training run ({', '.join(existing)}); pass --resume to "
+            f"{run_dir} already contains a training run ({', '.join(existing)}); pass --resume to "
             "continue it, --overwrite to replace it, or set OUTPUT_DIR to another folder"
         )
 

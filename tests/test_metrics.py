@@ -220,7 +220,8 @@ def test_report_table_and_plot(tmp_path):
     assert "NME = MRE / letterboxed input height (384 px)" in text
     assert report["overall"]["landmarks_missing"] == 1
     image = cv2.imread(str(tmp_path / "errors.png"))
-    assert image.shape[0] > 400 and image.shape[1] > 1000
+    assert image.shape[0] > 400
+    assert image.shape[1] > 1000
     assert [p.name for p in tmp_path.iterdir()] == ["errors.png"]
     worst = per_image_rows(errors)
     assert worst[0]["worst_landmark"] == KEYPOINT_NAMES[int(np.argmax(input_px[0]))]

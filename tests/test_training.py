@@ -18,7 +18,7 @@ from conftest import REPO_ROOT, TINY_CONFIG
 from llrformer.checkpoint import load_model, read_checkpoint
 from llrformer.config import load_config
 from llrformer.data import AugmentationSettings, augment, make_targets
-from llrformer.errors import run_cli
+from llrformer.errors import UserError, run_cli
 from llrformer.keypoints import KEYPOINT_NAMES, LOSS_GROUPS
 from llrformer.model import build_model
 from llrformer.training import WeightedHeatmapLoss, joint_weights, load_pretrained_backbone
@@ -197,7 +197,8 @@ def test_evaluate_writes_reports(tmp_path, data_root, capsys):
     )
     assert summary["nme_normalised_by"].startswith("letterboxed input height (96 px)")
     image = cv2.imread(str(out_dir / "errors_by_landmark.png"))
-    assert image is not None and image.shape[1] > 1000
+    assert image is not None
+    assert image.shape[1] > 1000
     assert "all" in output.out
 
 
@@ -295,7 +296,7 @@ def test_pretrained_without_fitting_tensor_fails(tmp_path):
     model = build_model(cfg)
     path = tmp_path / "other.pth"
     torch.save({"classifier.weight": torch.ones(3, 3)}, path)
-    with pytest.raises(Exception, match="no tensor that fits the backbone"):
+    with pytest.raises(UserError, match="no tensor that fits the backbone"):
         load_pretrained_backbone(model, path, ["*"])
 
 

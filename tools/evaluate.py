@@ -89,7 +89,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     device = resolve_device(args.device)
     data_root = resolve_repo_path(cfg.DATASET.ROOT or "data", REPO_ROOT)
     samples = load_split(cfg, data_root, args.split)
-    model = load_model(cfg, checkpoint, device=device, config_dir=CONFIG_DIR)
+    model = load_model(cfg, checkpoint, device=device, config_dir=CONFIG_DIR, fuse_batchnorm=True)
 
     batch_size = args.batch_size or int(cfg.TEST.BATCH_SIZE_PER_GPU)
     predicted = predict_samples(model, samples, batch_size, device, progress=True)

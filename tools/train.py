@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="start again in an output folder that holds an earlier run, replacing its files",
+        help="start a new run in an output folder that contains an earlier run, replacing "
+        "its files",
     )
     parser.add_argument(
         "--epochs", type=int, default=None, help="total epochs (replaces TRAIN.END_EPOCH)"
