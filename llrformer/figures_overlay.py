@@ -79,8 +79,8 @@ def marker_legend_handles(markers: Sequence[Optional[LandmarkMarker]]) -> List[L
 class BlockMap:
     """A map that is constant on blocks, such as attention on the patch grid.
 
-    `blocks` [rows, cols] holds the values; `pixel_rows` [h] and `pixel_columns` [w] give
-    the block row of each image pixel row and the block column of each image pixel column.
+    `blocks` [rows, cols] contains the values. `pixel_rows` [h] gives the block row of each
+    image pixel row, and `pixel_columns` [w] the block column of each image pixel column.
     A full-resolution map [h, w] is the case of one block per pixel (`BlockMap.of_pixels`).
     """
 

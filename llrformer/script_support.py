@@ -27,8 +27,8 @@ DEFAULT_OUT_DIR = REPO_ROOT / "attention_vis"
 DEFAULT_IMAGE_FOLDERS = (Path("data") / "test" / "images", Path("data") / "val" / "images")
 DEFAULT_DPI = 150
 # At 400 dpi the default keypoint-to-image figure (6 layers x 4 keypoints) is about
-# 3,100 x 10,600 pixels and attention_visualize.py peaks at about 1.8 GB of memory
-# (measured on the full model); the memory grows with the square of the dpi.
+# 3,100 x 10,600 pixels. attention_visualize.py then peaks at about 1.8 GB of memory
+# (measured on the full model), and the memory grows with the square of the dpi.
 MAX_DPI = 400
 NOT_USED = " (not used by this script)"
 SCRIPT_OPTIONS = ("image", "annotation", "keypoints", "layers", "heads", "device")
@@ -387,7 +387,7 @@ def record_self_attention(model, rgb: np.ndarray) -> np.ndarray:
     """Run the model on an RGB image and return the keypoint rows of the self-attention.
 
     Returns float32 [layers, heads, K, K + P] in model token order. Only `model.encode` runs,
-    not the heatmap head, whose last linear layer holds most of the model's weights (95.6 M
+    not the heatmap head, whose last linear layer contains most of the model's weights (95.6 M
     of 107.5 M parameters in the published model), so those weights are never read.
     """
     import torch
