@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .config import ConfigNode, load_config
+from .config import ConfigNode, load_config, run_directory
 from .errors import UserError
 from .hrnet import fuse_conv_batchnorm
 from .model import LLRFormer, build_model
@@ -236,7 +236,9 @@ def checkpoint_search_paths(cfg: ConfigNode, root: Path) -> List[Tuple[str, Path
         places.append(
             ("TEST.MODEL_FILE", model_file if model_file.is_absolute() else root / model_file)
         )
-    output = root / (cfg.OUTPUT_DIR or "output") / cfg.DATASET.DATASET / cfg.MODEL.NAME
+    own_run = run_directory(cfg, root)
+    places.append(("this config's training run", own_run / "model_best.pth"))
+    output = own_run.parent
     places.append(("newest training run", output / "*" / "model_best.pth"))
     places.append(("published layout", output / "model_best.pth"))
     return places

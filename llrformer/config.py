@@ -169,6 +169,18 @@ def config_name(cfg: ConfigNode) -> str:
     return Path(cfg.path).stem if cfg.get("path") else "default"
 
 
+def resolve_repo_path(value: Union[str, Path], root: Path) -> Path:
+    """Return `value` as is when absolute, else relative to the repository root `root`."""
+    path = Path(value)
+    return path if path.is_absolute() else root / path
+
+
+def run_directory(cfg: ConfigNode, root: Path) -> Path:
+    """Return OUTPUT_DIR/DATASET.DATASET/MODEL.NAME/<config file stem> for a config."""
+    output = resolve_repo_path(cfg.OUTPUT_DIR or "output", root)
+    return output / cfg.DATASET.DATASET / cfg.MODEL.NAME / config_name(cfg)
+
+
 def save_config(cfg: ConfigNode, path: Union[str, Path]) -> None:
     """Write the config as YAML (without the `path` entry), atomically."""
     values = {key: value for key, value in cfg.to_dict().items() if key != "path"}

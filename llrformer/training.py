@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .checkpoint import extract_state_dict, read_checkpoint
-from .config import ConfigNode, config_name, save_config
+from .config import ConfigNode, resolve_repo_path, run_directory, save_config
 from .data import LandmarkDataset, LandmarkSample, load_split
 from .decode import decode_heatmaps
 from .errors import UserError
@@ -36,18 +36,6 @@ logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 RUN_FILES = ("model_best.pth", "final_state.pth", "checkpoint.pth", "metrics.json", "train.log")
-
-
-def resolve_repo_path(value: PathLike, root: Path) -> Path:
-    """Return `value` as is when absolute, else relative to the repository root `root`."""
-    path = Path(value)
-    return path if path.is_absolute() else root / path
-
-
-def run_directory(cfg: ConfigNode, root: Path) -> Path:
-    """Return OUTPUT_DIR/DATASET.DATASET/MODEL.NAME/<config file stem> for a config."""
-    output = resolve_repo_path(cfg.OUTPUT_DIR or "output", root)
-    return output / cfg.DATASET.DATASET / cfg.MODEL.NAME / config_name(cfg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -542,8 +530,17 @@ def _prepare_and_run(
     scheduler = build_scheduler(cfg, optimizer)
     if resuming:
         optimizer.load_state_dict(checkpoint["optimizer"])
-        if checkpoint.get("scheduler"):
+        saved_name = checkpoint.get("scheduler_name")
+        if checkpoint.get("scheduler") and saved_name == type(scheduler).__name__:
             load_scheduler_state(scheduler, checkpoint["scheduler"])
+        elif checkpoint.get("scheduler"):
+            logger.warning(
+                "%s contains the state of a %s, but TRAIN.LR_SCHEDULER is %s; the learning-rate "
+                "schedule starts again",
+                options.resume,
+                saved_name or "scheduler of unknown type",
+                cfg.TRAIN.LR_SCHEDULER,
+            )
 
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
@@ -667,6 +664,7 @@ def _run_epochs(
                 "best_epoch": best_epoch,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler_state(scheduler),
+                "scheduler_name": type(scheduler).__name__,
             }
             save_training_checkpoint(run_dir / "checkpoint.pth", payload)
         summary = {

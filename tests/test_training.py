@@ -159,6 +159,36 @@ def test_resume_continues_run(tmp_path, data_root, capsys):
     assert (run_dir / "train.log").read_text().count(" on cpu: ") == 2
 
 
+def test_resume_with_other_optimizer_settings(tmp_path, data_root, capsys):
+    config = write_config(tmp_path, data_root)
+    assert run_tool(train_tool, ["--cfg", config, "--max-steps", "1"], capsys)[0] == 0
+    text = config.read_text().replace(
+        "TRAIN: {", "TRAIN: {LR_SCHEDULER: ReduceLROnPlateau, PATIENCE: 1, "
+    )
+    config.write_text(text)
+
+    status, _ = run_tool(train_tool, ["--cfg", config, "--resume", "--max-steps", "1"], capsys)
+
+    assert status == 0
+    run_dir = run_dir_of(tmp_path)
+    checkpoint = read_checkpoint(run_dir / "checkpoint.pth")
+    assert checkpoint["scheduler_name"] == "ReduceLROnPlateau"
+    assert checkpoint["epoch"] == 2
+    assert "schedule starts again" in (run_dir / "train.log").read_text()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_other_optimizers_train(tmp_path, data_root, capsys, optimizer):
+    config = write_config(tmp_path, data_root)
+    config.write_text(config.read_text().replace("OPTIMIZER: adamw", f"OPTIMIZER: {optimizer}"))
+
+    status, _ = run_tool(train_tool, ["--cfg", config, "--max-steps", "2"], capsys)
+
+    assert status == 0
+    history = json.loads((run_dir_of(tmp_path) / "metrics.json").read_text())["history"]
+    assert np.isfinite(history[0]["train_loss"])
+
+
 def test_fresh_run_keeps_earlier_run(tmp_path, data_root, capsys):
     config = write_config(tmp_path, data_root)
     assert run_tool(train_tool, ["--cfg", config, "--max-steps", "1"], capsys)[0] == 0
@@ -175,6 +205,9 @@ def test_fresh_run_keeps_earlier_run(tmp_path, data_root, capsys):
 def test_evaluate_writes_reports(tmp_path, data_root, capsys):
     config = write_config(tmp_path, data_root)
     assert run_tool(train_tool, ["--cfg", config, "--max-steps", "1"], capsys)[0] == 0
+    # A newer run of another config must not be picked up for this config.
+    newer = write_config(tmp_path, data_root, name="newer_run")
+    assert run_tool(train_tool, ["--cfg", newer, "--max-steps", "1"], capsys)[0] == 0
 
     status, output = run_tool(
         evaluate_tool, ["--cfg", config, "--split", "test", "--device", "cpu"], capsys
@@ -190,6 +223,7 @@ def test_evaluate_writes_reports(tmp_path, data_root, capsys):
         "hip", "femoral shaft", "knee", "tibial shaft", "ankle", "all"
     ]  # fmt: skip
     summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["checkpoint"] == str(run_dir_of(tmp_path) / "model_best.pth")
     assert summary["images"] == 2
     assert summary["overall"]["landmarks_evaluated"] == 72
     assert summary["overall"]["mre_mm"] == pytest.approx(
