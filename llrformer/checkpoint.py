@@ -1,9 +1,10 @@
-"""Checkpoint reading, strict loading into LLRFormer, and the search for a checkpoint.
+"""Checkpoint reading with torch and strict loading into LLRFormer.
 
 Three file forms are accepted: a bare state dict (`model_best.pth`, `final_state.pth`), a
 training checkpoint dict with `state_dict` or `best_state_dict` (`checkpoint.pth`), and either
 of them with every key prefixed `module.` (saved from DataParallel). Files are read with
 `torch.load(weights_only=True)`, so a file whose unpickling would run code is rejected.
+The search for a checkpoint and the torch-free reading live in `checkpoint_files`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .config import ConfigNode, load_config, run_directory
+from . import checkpoint_files
+from .checkpoint_files import check_checkpoint_file
+from .config import ConfigNode, load_config
 from .errors import UserError
 from .hrnet import fuse_conv_batchnorm
 from .model import LLRFormer, build_model
@@ -25,7 +28,6 @@ from .model import LLRFormer, build_model
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
-STATE_DICT_KEYS = ("state_dict", "best_state_dict", "model_state_dict", "model")
 
 # numpy scalars and dtypes (a saved `perf` value, for example) unpickle without running code.
 # Files written under numpy 1 name the scalar constructor numpy.core, under numpy 2 numpy._core.
@@ -48,16 +50,7 @@ def read_checkpoint(path: PathLike) -> object:
     Raises UserError for a missing, empty, truncated or non-checkpoint file, and for a file
     whose unpickling would run code.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"checkpoint {path} is a folder; pass the .pth file inside it")
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    if path.stat().st_size == 0:
-        raise UserError(
-            f"checkpoint {path} is empty (0 bytes); it was probably interrupted "
-            "while being written: train again or copy the file again"
-        )
+    path = check_checkpoint_file(path)
     try:
         return _torch_load(path, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as error:
@@ -83,28 +76,8 @@ def extract_state_dict(
     checkpoint: object, path: PathLike = "checkpoint"
 ) -> Dict[str, torch.Tensor]:
     """Return the model state dict of any accepted checkpoint form, without `module.` prefixes."""
-    state = checkpoint
-    if isinstance(checkpoint, dict) and not _is_state_dict(checkpoint):
-        for key in STATE_DICT_KEYS:
-            if isinstance(checkpoint.get(key), dict) and _is_state_dict(checkpoint[key]):
-                state = checkpoint[key]
-                break
-        else:
-            keys = ", ".join(sorted(map(str, checkpoint))[:8])
-            raise UserError(
-                f"{path} contains no model weights: expected a state dict or a dict "
-                f"with one of {', '.join(STATE_DICT_KEYS)}; found keys {keys}"
-            )
-    if not isinstance(state, dict) or not _is_state_dict(state):
-        raise UserError(f"{path} contains a {type(state).__name__}, not a model state dict")
-    if state and all(key.startswith("module.") for key in state):
-        state = {key[len("module.") :]: value for key, value in state.items()}
-    return state
-
-
-def _is_state_dict(value: dict) -> bool:
-    return bool(value) and all(
-        isinstance(key, str) and isinstance(item, torch.Tensor) for key, item in value.items()
+    return checkpoint_files.extract_state_dict(
+        checkpoint, path, lambda value: isinstance(value, torch.Tensor)
     )
 
 
@@ -226,63 +199,3 @@ def read_tensors(path: PathLike, keys: Sequence[str]) -> Dict[str, torch.Tensor]
             f"checkpoint {path} has no tensor {missing[0]}; is it an LLRFormer checkpoint?"
         )
     return {key: state[key].clone() for key in keys}
-
-
-def checkpoint_search_paths(cfg: ConfigNode, root: Path) -> List[Tuple[str, Path]]:
-    """List where a checkpoint is looked for, in order, as (description, path or glob)."""
-    places: List[Tuple[str, Path]] = []
-    if cfg.TEST.MODEL_FILE:
-        model_file = Path(cfg.TEST.MODEL_FILE)
-        places.append(
-            ("TEST.MODEL_FILE", model_file if model_file.is_absolute() else root / model_file)
-        )
-    own_run = run_directory(cfg, root)
-    places.append(("this config's training run", own_run / "model_best.pth"))
-    output = own_run.parent
-    places.append(("newest training run", output / "*" / "model_best.pth"))
-    places.append(("published layout", output / "model_best.pth"))
-    return places
-
-
-def find_checkpoint(cfg: ConfigNode, root: Path) -> Path:
-    """Return the first checkpoint found in `checkpoint_search_paths`, or raise UserError."""
-    places = checkpoint_search_paths(cfg, root)
-    for _, place in places:
-        if "*" in place.name or "*" in place.parent.name:
-            matches = sorted(
-                place.parent.parent.glob(f"{place.parent.name}/{place.name}"),
-                key=lambda p: p.stat().st_mtime,
-                reverse=True,
-            )
-            if matches:
-                return matches[0]
-        elif place.is_file():
-            return place
-    searched = "; ".join(str(place) for _, place in places)
-    raise UserError(
-        f"no checkpoint found; searched {searched}. Pass --checkpoint PATH, or "
-        "train one with `python tools/train.py --cfg configs/llrformer_demo.yaml`"
-    )
-
-
-def resolve_config_and_checkpoint(
-    config: Optional[PathLike], checkpoint: Optional[PathLike], root: Path, default_config: PathLike
-) -> Tuple[ConfigNode, Path]:
-    """Choose the config and checkpoint a command should use, and log the choice.
-
-    An explicit config wins. Otherwise the `config.yaml` saved beside the checkpoint is used
-    when there is one, else `default_config`.
-    """
-    cfg = load_config(config) if config else None
-    if checkpoint:
-        checkpoint_path = Path(checkpoint)
-        if not checkpoint_path.is_file():
-            raise UserError(f"checkpoint not found: {checkpoint_path}")
-    else:
-        checkpoint_path = find_checkpoint(cfg or load_config(default_config), root)
-    if cfg is None:
-        beside = checkpoint_path.parent / "config.yaml"
-        cfg = load_config(beside if beside.is_file() else default_config)
-    logger.info("checkpoint: %s", checkpoint_path)
-    logger.info("config: %s", cfg.path)
-    return cfg, checkpoint_path

@@ -1,7 +1,8 @@
 """Command-line options shared by the tools and visualization scripts.
 
 Paths given on the command line are taken relative to the current folder; defaults are
-taken relative to the repository root, so every command works from any folder.
+taken relative to the repository root, so every command works from any folder. Only the
+functions that need torch import it, so option checks finish before the slow torch import.
 """
 
 from __future__ import annotations
@@ -9,14 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple
 
-import torch
-
-from .checkpoint import load_model, resolve_config_and_checkpoint
+from .checkpoint_files import resolve_config_and_checkpoint
 from .config import ConfigNode
 from .errors import UserError
-from .model import LLRFormer
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import LLRFormer
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_device(name: str) -> torch.device:
     """Turn a --device value into a torch.device, or raise UserError."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -74,6 +79,8 @@ def resolve_device(name: str) -> torch.device:
 
 def load_model_from_args(args: argparse.Namespace) -> Tuple[ConfigNode, Path, LLRFormer]:
     """Resolve config and checkpoint from parsed options and load the model in eval mode."""
+    from .checkpoint import load_model
+
     cfg, checkpoint = resolve_config_and_checkpoint(
         args.config, args.checkpoint, REPO_ROOT, DEFAULT_CONFIG
     )

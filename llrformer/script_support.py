@@ -194,7 +194,7 @@ def resolve_checkpoint(args: argparse.Namespace):
     The choice is not logged here: `load_model` logs it once the other options have been
     checked, so that a bad option ends the script with its error line alone.
     """
-    from .checkpoint import resolve_config_and_checkpoint
+    from .checkpoint_files import resolve_config_and_checkpoint
     from .cli import DEFAULT_CONFIG
 
     checkpoint_logger = logging.getLogger(resolve_config_and_checkpoint.__module__)

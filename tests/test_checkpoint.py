@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,12 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from llrformer.checkpoint import (
-    find_checkpoint,
-    load_model,
-    read_tensors,
-    resolve_config_and_checkpoint,
-)
+from llrformer.checkpoint import load_model, read_tensors
+from llrformer.checkpoint_files import find_checkpoint, read_arrays, resolve_config_and_checkpoint
 from llrformer.config import load_config
 from llrformer.errors import UserError
 
@@ -164,6 +162,77 @@ def test_read_tensors_missing_key(tiny_checkpoint):
         read_tensors(tiny_checkpoint, ["transformer.nothing"])
 
 
+TOKEN_KEYS = ["transformer.kp_init", "transformer.kp_pos", "transformer.kp_id_emb.weight"]
+
+
+@pytest.mark.parametrize("form", ["bare", "module_checkpoint", "legacy_format"])
+def test_read_arrays_matches_torch(form, tiny_state, tmp_path):
+    path = tmp_path / f"{form}.pth"
+    if form == "bare":
+        torch.save(tiny_state, path)
+    elif form == "module_checkpoint":
+        module_state = {f"module.{key}": value for key, value in tiny_state.items()}
+        torch.save({"epoch": 2, "perf": np.float64(0.5), "state_dict": module_state}, path)
+    else:
+        torch.save(tiny_state, path, _use_new_zipfile_serialization=False)
+
+    arrays = read_arrays(path, TOKEN_KEYS)
+
+    assert sorted(arrays) == sorted(TOKEN_KEYS)
+    for key in TOKEN_KEYS:
+        assert arrays[key].dtype == np.float32
+        np.testing.assert_array_equal(arrays[key], tiny_state[key].numpy())
+
+
+def test_read_arrays_follows_views_and_dtypes(tmp_path):
+    base = torch.arange(24, dtype=torch.float64).reshape(4, 6)
+    state = {
+        "view": base[1:, ::2].t(),
+        "half": torch.linspace(-2, 2, 5).to(torch.bfloat16),
+        "count": torch.tensor([3, -7], dtype=torch.int64),
+    }
+    path = tmp_path / "views.pth"
+    torch.save(state, path)
+
+    arrays = read_arrays(path, list(state))
+
+    np.testing.assert_array_equal(arrays["view"], state["view"].numpy())
+    np.testing.assert_array_equal(arrays["half"], state["half"].float().numpy())
+    np.testing.assert_array_equal(arrays["count"], [3, -7])
+
+
+def test_read_arrays_runs_no_code(tiny_state, tmp_path):
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": tiny_state, "extra": _RunsCode(marker)}, path)
+
+    arrays = read_arrays(path, TOKEN_KEYS)
+
+    assert not marker.exists()
+    np.testing.assert_array_equal(arrays[TOKEN_KEYS[0]], tiny_state[TOKEN_KEYS[0]].numpy())
+
+
+def test_read_arrays_missing_key(tiny_checkpoint):
+    with pytest.raises(UserError, match="has no tensor transformer.nothing"):
+        read_arrays(tiny_checkpoint, ["transformer.nothing"])
+
+
+def test_read_arrays_does_not_import_torch(tiny_checkpoint):
+    code = (
+        "import sys; from llrformer.checkpoint_files import read_arrays; "
+        f"arrays = read_arrays({str(tiny_checkpoint)!r}, {TOKEN_KEYS!r}); "
+        "print(len(arrays), 'torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["3", "False"]
+
+
 def _place(path: Path, source: Path, mtime: float) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(source.read_bytes())
@@ -183,6 +252,9 @@ def test_search_order(tiny_config_path, tiny_checkpoint, tmp_path):
     _place(runs / "old_run" / "model_best.pth", tiny_checkpoint, now - 100)
     newest = _place(runs / "new_run" / "model_best.pth", tiny_checkpoint, now - 10)
     assert find_checkpoint(cfg, root) == newest
+
+    own_run = _place(runs / tiny_config_path.stem / "model_best.pth", tiny_checkpoint, now - 500)
+    assert find_checkpoint(cfg, root) == own_run
 
     explicit = _place(root / "weights" / "mine.pth", tiny_checkpoint, now - 1000)
     cfg.TEST.MODEL_FILE = "weights/mine.pth"

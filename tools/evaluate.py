@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from llrformer.checkpoint import load_model, resolve_config_and_checkpoint  # noqa: E402
+from llrformer.checkpoint import load_model  # noqa: E402
+from llrformer.checkpoint_files import resolve_config_and_checkpoint  # noqa: E402
 from llrformer.cli import (  # noqa: E402
     CONFIG_DIR,
     DEFAULT_CONFIG,

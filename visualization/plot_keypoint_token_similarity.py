@@ -3,7 +3,8 @@
 Writes keypoint_token_similarity.png into attention_vis/ at the repository root (or
 --out-dir): the softmax of scaled dot products of the tokens, as the published script plots
 it, beside their cosine similarity. The tokens are kp_init + kp_id_emb + kp_pos of the
-checkpoint. Only those three tensors are read and no model is built, so no image is needed.
+checkpoint. Only those three tensors are read, without importing torch, and no model is
+built, so no image is needed.
 
 Run with no arguments from the repository root or from visualization/.
 """
@@ -16,10 +17,12 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llrformer import script_support as support  # noqa: E402
-from llrformer.checkpoint import read_tensors  # noqa: E402
+from llrformer.checkpoint_files import read_arrays  # noqa: E402
 from llrformer.errors import UserError, run_cli, setup_logging  # noqa: E402
 from llrformer.figures import save_figure  # noqa: E402
 from llrformer.figures_attention import token_similarity_figure  # noqa: E402
@@ -57,8 +60,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with timer.step("read tokens"):
         _, checkpoint = support.resolve_checkpoint(args)
         logger.info("checkpoint: %s", checkpoint)
-        tensors = read_tensors(checkpoint, TOKEN_KEYS)
-        init, identity, position = (tensors[key].double().numpy() for key in TOKEN_KEYS)
+        tensors = read_arrays(checkpoint, TOKEN_KEYS)
+        init, identity, position = (tensors[key].astype(np.float64) for key in TOKEN_KEYS)
         if not init.shape[1:] == identity.shape == position.shape[1:]:
             raise UserError(
                 f"checkpoint {checkpoint}: the keypoint token tensors do not fit together "
