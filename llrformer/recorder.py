@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from .transformer import CrossAttention, CrossAttentionStep, SelfAttention
+from .transformer import AttentionProbe, CrossAttention, CrossAttentionStep, SelfAttention
 
 KINDS = ("cross", "self")
 _LAYER_INDEX = re.compile(r"cross_self_transformer_layers\.(\d+)\.")
@@ -44,6 +44,7 @@ class AttentionRecorder:
         self.kinds = tuple(kinds)
         self.records: Dict[str, Dict[int, torch.Tensor]] = {kind: {} for kind in self.kinds}
         self._handles: List[torch.utils.hooks.RemovableHandle] = []
+        self._limited_probes: List[AttentionProbe] = []
         self._num_keypoints = self._find_num_keypoints(model)
 
     @staticmethod
@@ -82,6 +83,10 @@ class AttentionRecorder:
             raise ValueError("found no attention modules to record in the model")
         for kind, layer, module in modules:
             self._handles.append(module.probe.register_forward_hook(self._make_hook(kind, layer)))
+            if kind == "self" and self.keypoint_rows_only:
+                # The patch rows of the self-attention are then not computed at all.
+                module.probe.query_rows = self._num_keypoints
+                self._limited_probes.append(module.probe)
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
@@ -96,6 +101,8 @@ class AttentionRecorder:
         """Remove every hook this recorder registered."""
         while self._handles:
             self._handles.pop().remove()
+        while self._limited_probes:
+            self._limited_probes.pop().query_rows = None
 
     def layers(self, kind: str) -> List[torch.Tensor]:
         """Return the recorded tensors of one kind, in layer order."""

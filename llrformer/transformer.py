@@ -9,6 +9,7 @@ published state dict.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +20,14 @@ class AttentionProbe(nn.Identity):
     """Identity on attention probabilities [batch, heads, queries, keys].
 
     The attention modules compute their softmax explicitly and pass it through the probe only
-    while a forward hook is registered on it; otherwise they use the fused kernel.
+    while a forward hook is registered on it; otherwise they use the fused kernel. With
+    `query_rows` set, only the first `query_rows` queries' probabilities are computed for the
+    probe, and the output still comes from the fused kernel.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query_rows: Optional[int] = None
 
     @property
     def active(self) -> bool:
@@ -46,7 +53,12 @@ def _attend(
     dropout: nn.Dropout,
 ) -> torch.Tensor:
     """Scaled dot-product attention on [batch, heads, tokens, head_dim] tensors."""
-    if probe.active or (dropout.training and dropout.p > 0):
+    dropping = dropout.training and dropout.p > 0
+    rows = probe.query_rows
+    if probe.active and not dropping and rows is not None and rows < q.shape[-2]:
+        probe(torch.softmax(torch.matmul(q[..., :rows, :], k.transpose(-1, -2)) * scale, dim=-1))
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    if probe.active or dropping:
         weights = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * scale, dim=-1)
         weights = dropout(probe(weights))
         return torch.matmul(weights, v)

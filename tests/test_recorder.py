@@ -45,13 +45,22 @@ def test_keypoint_rows_only(tiny_model):
     assert torch.allclose(rows, full_recorder.stacked("self", batch_index=0)[:, :, :36])
 
 
-def test_recording_does_not_change_output(tiny_model):
+@pytest.mark.parametrize("keypoint_rows_only", [False, True])
+def test_recording_does_not_change_output(tiny_model, keypoint_rows_only):
     batch = torch.randn(1, 3, 96, 48)
     with torch.inference_mode():
         plain = tiny_model(batch)
-        with AttentionRecorder(tiny_model):
+        with AttentionRecorder(tiny_model, keypoint_rows_only=keypoint_rows_only):
             recorded = tiny_model(batch)
     assert torch.allclose(plain, recorded, atol=1e-6)
+
+
+def test_row_limit_reset_on_exit(tiny_model):
+    with AttentionRecorder(tiny_model, keypoint_rows_only=True):
+        tiny_model(torch.zeros(1, 3, 96, 48))
+    probes = [m for m in tiny_model.modules() if isinstance(m, AttentionProbe)]
+    assert probes
+    assert all(probe.query_rows is None for probe in probes)
 
 
 def test_hooks_removed_on_exit(tiny_model):
