@@ -2,7 +2,7 @@
 
 Each script runs as its own process, pinned to two CPU cores, as a user would start it. The
 table gives the wall time (best and median of --repeat runs) and the peak resident memory
-of each script's process, which os.wait4 reports per child.
+of each script with its figure workers.
 
 Setup, not timed: the full configuration (configs/llrformer.yaml) gets deterministic weights
 from make_weights.py of the reference folder, and tools/make_phantoms.py draws one test image.
@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -87,10 +88,32 @@ def pin_to_cores() -> None:
     os.sched_setaffinity(0, available[:CORES])
 
 
+def tree_rss_mb(group: int) -> float:
+    """Return the summed resident memory, in MB, of every process in process group `group`."""
+    total_pages = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as handle:
+                # The command name may contain spaces, so fields are counted after its ")".
+                fields = handle.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != group:
+                continue
+            with open(f"/proc/{entry.name}/statm") as handle:
+                total_pages += int(handle.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while being read
+    return total_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def run_once(command: Sequence[str]) -> Tuple[float, float, float]:
     """Run a command; return wall seconds, CPU seconds and peak resident memory in MB.
 
     CPU seconds (user + system) vary less than wall time when other jobs share the cores.
+    The script runs in a process group of its own, and the peak memory is the larger of its
+    own peak and the summed memory of the group (figure workers included), sampled every
+    20 ms. The sum counts shared library pages once per process, so it errs high.
     """
     start = time.perf_counter()
     process = subprocess.Popen(
@@ -98,16 +121,29 @@ def run_once(command: Sequence[str]) -> Tuple[float, float, float]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         preexec_fn=pin_to_cores,
+        start_new_session=True,
         cwd=REPO_ROOT / "visualization",
     )
+    peak_tree = 0.0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_tree
+        while not stop.wait(0.02):
+            peak_tree = max(peak_tree, tree_rss_mb(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
+    stop.set()
+    sampler.join()
     stderr = process.stderr.read().decode(errors="replace")
     process.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{stderr}")
     cpu = usage.ru_utime + usage.ru_stime
-    return wall, cpu, usage.ru_maxrss / 1024.0  # ru_maxrss is in kilobytes on Linux
+    return wall, cpu, max(peak_tree, usage.ru_maxrss / 1024.0)  # ru_maxrss is in kilobytes
 
 
 def benchmark(checkpoint: Path, image: Path, out_dir: Path, repeat: int) -> Dict[str, List]:
