@@ -28,6 +28,16 @@ DEFAULT_CONFIG = REPO_ROOT / "configs" / "llrformer.yaml"
 CONFIG_DIR = REPO_ROOT / "configs"
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help formatter that appends "(default: ...)" only where the help text does not state it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False):
+            return text
+        return super()._get_help_string(action)
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --config, --checkpoint and --device."""
     parser.add_argument(
@@ -43,8 +53,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         type=Path,
         default=None,
-        help="checkpoint file (default: TEST.MODEL_FILE, then the newest "
-        "output/MyKeypointDataset/llrformer/*/model_best.pth, then "
+        help="checkpoint file (default: TEST.MODEL_FILE, then model_best.pth of the "
+        "config's own run folder output/MyKeypointDataset/llrformer/<config stem>/, then the "
+        "newest output/MyKeypointDataset/llrformer/*/model_best.pth, then "
         "output/MyKeypointDataset/llrformer/model_best.pth)",
     )
     parser.add_argument(

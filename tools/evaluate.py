@@ -26,6 +26,7 @@ from llrformer.cli import (  # noqa: E402
     CONFIG_DIR,
     DEFAULT_CONFIG,
     REPO_ROOT,
+    HelpFormatter,
     add_model_arguments,
     resolve_device,
 )
@@ -48,7 +49,7 @@ logger = logging.getLogger("evaluate")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Evaluate an LLRFormer checkpoint on DATASET.ROOT/<split>.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_model_arguments(parser)
     parser.add_argument(

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from llrformer.cli import add_model_arguments, load_model_from_args  # noqa: E402
+from llrformer.cli import HelpFormatter, add_model_arguments, load_model_from_args  # noqa: E402
 from llrformer.errors import UserError, run_cli, setup_logging  # noqa: E402
 from llrformer.fileio import atomic_path  # noqa: E402
 from llrformer.images import IMAGE_SUFFIXES, list_images, read_image  # noqa: E402
@@ -32,7 +32,7 @@ logger = logging.getLogger("export_attention")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Export heatmaps, attention and keypoints of LLRFormer as .npz files.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add_model_arguments(parser)
     parser.add_argument(

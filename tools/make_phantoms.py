@@ -21,6 +21,7 @@ from typing import NoReturn, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from llrformer.cli import HelpFormatter  # noqa: E402
 from llrformer.errors import UserError, run_cli, setup_logging  # noqa: E402
 from llrformer.phantoms import write_dataset  # noqa: E402
 
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
             "LLRFormer landmarks as LabelMe annotations, in OUT/{train,val,test}/"
             "{images,annotations}."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--out", default="data", help="output folder of the data set")
     parser.add_argument("--train", type=_count, default=240, help="number of training images")

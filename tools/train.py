@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llrformer.cli import REPO_ROOT, resolve_device  # noqa: E402
+from llrformer.cli import REPO_ROOT, HelpFormatter, resolve_device  # noqa: E402
 from llrformer.config import load_config  # noqa: E402
 from llrformer.errors import UserError, run_cli, setup_logging  # noqa: E402
 from llrformer.training import TrainOptions, run_directory, train  # noqa: E402
@@ -26,7 +26,7 @@ logger = logging.getLogger("train")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Train LLRFormer on DATASET.ROOT/TRAIN_SET, validating on TEST_SET.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--cfg",
