@@ -77,6 +77,27 @@ def test_folder_gives_one_file_per_image(tiny_config_path, tiny_checkpoint, tmp_
     assert sorted(p.name for p in out.iterdir()) == ["case_0.npz", "case_1.npz", "case_2.npz"]
 
 
+def test_folder_skips_unreadable_image(tiny_config_path, tiny_checkpoint, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "good_0.png"), np.full((90, 40), 80, np.uint8))
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    cv2.imwrite(str(images / "good_1.png"), np.full((90, 40), 160, np.uint8))
+    out = tmp_path / "exports"
+
+    result = run_tool(
+        "--config", tiny_config_path, "--checkpoint", tiny_checkpoint,
+        "--image", images, "--out", out,
+    )  # fmt: skip
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["good_0.npz", "good_1.npz"]
+    assert "skipped" in result.stderr
+    assert "broken.png" in result.stderr
+    assert "1 of 3 images could not be exported" in result.stderr
+
+
 @pytest.mark.parametrize(
     "case, message",
     [

@@ -120,11 +120,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     outputs = output_paths(images, args.out, single_input)
 
     _, _, model = load_model_from_args(args)
-    for image_path, out_path in tqdm(
-        list(zip(images, outputs)), desc="export", unit="image", disable=len(images) == 1
-    ):
-        export_one(model, image_path, out_path)
-        logger.info("wrote %s", out_path)
+    if len(images) == 1:
+        export_one(model, images[0], outputs[0])
+        logger.info("wrote %s", outputs[0])
+        return 0
+
+    # With several images, an unreadable one is reported and skipped, and the rest exported.
+    failed: List[Path] = []
+    for image_path, out_path in tqdm(list(zip(images, outputs)), desc="export", unit="image"):
+        try:
+            export_one(model, image_path, out_path)
+        except UserError as error:
+            logger.error("skipped %s: %s", image_path, error)
+            failed.append(image_path)
+            continue
+        logger.debug("wrote %s", out_path)
+    written = len(images) - len(failed)
+    logger.info("wrote %d of %d .npz files into %s", written, len(images), args.out)
+    if failed:
+        raise UserError(
+            f"{len(failed)} of {len(images)} images could not be exported (first: "
+            f"{failed[0]}); fix or remove them and run again"
+        )
     return 0
 
 
