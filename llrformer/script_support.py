@@ -1,8 +1,9 @@
 """Options, inputs and outputs shared by the three visualization scripts.
 
-Every script accepts the same options (--config, --checkpoint, --device, --image,
---annotation, --keypoints, --layers, --heads, --out-dir, --dpi, -v). Options that a script
-does not use are still accepted, say so in --help and log a warning when given.
+Every script accepts the same shared options (--config, --checkpoint, --device, --image,
+--annotation, --keypoints, --layers, --heads, --out-dir, --dpi, -v). Shared options that a
+script does not use are still accepted, say so in --help and log a warning when given. The
+scripts add their own options (--scale, --cluster), which the other scripts reject.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -37,13 +39,13 @@ SCRIPT_OPTIONS = ("image", "annotation", "keypoints", "layers", "heads", "device
 def build_script_parser(
     description: str,
     used: Sequence[str],
-    default_keypoints: Optional[str] = None,
+    image_keypoints: Optional[str] = None,
 ) -> argparse.ArgumentParser:
     """Build the parser shared by the visualization scripts.
 
     `used` names the options from SCRIPT_OPTIONS that the script uses; the others are
-    accepted but marked as unused in --help. `default_keypoints` is the --keypoints default
-    (None: every keypoint).
+    accepted but marked as unused in --help. `image_keypoints` is the default keypoint list
+    of the script's keypoint-to-image figures, or None when it draws none.
     """
     parser = argparse.ArgumentParser(description=description)
 
@@ -72,9 +74,8 @@ def build_script_parser(
     )
     parser.add_argument(
         "--keypoints",
-        default=default_keypoints,
-        help="landmark indices (0-based) or names, comma-separated, e.g. 4,5,R_LLP "
-        f"(default: {default_keypoints or 'all'})" + note("keypoints"),
+        default=None,
+        help=keypoints_help(image_keypoints) + note("keypoints"),
     )
     parser.add_argument(
         "--layers",
@@ -85,8 +86,8 @@ def build_script_parser(
     parser.add_argument(
         "--heads",
         default="mean",
-        help="'mean' averages the attention over all heads; 'all' or a list such as 0,3 "
-        "also draws each of those heads (0-based) in its own figure (default: mean)"
+        help="'mean' averages the attention over all heads; 'all' or a list of 0-based heads "
+        "such as 0,3 also draws each of those heads in its own figure (default: mean)"
         + note("heads"),
     )
     parser.add_argument(
@@ -105,6 +106,22 @@ def build_script_parser(
     parser.add_argument("-v", "--verbose", action="store_true", help="log timings and details")
     parser.set_defaults(script_options_used=tuple(used))
     return parser
+
+
+def keypoints_help(image_keypoints: Optional[str]) -> str:
+    """Return the --keypoints help: the same meaning in every script, with its defaults."""
+    text = (
+        "landmarks to draw, as 0-based indices or names, comma-separated, e.g. 4,5,R_LLP. "
+        "Given, the list applies to every figure and table the script writes: the rows and "
+        "columns of the keypoint matrices and of keypoint_token_share.csv"
+    )
+    if image_keypoints is None:
+        return text + " (default: all)"
+    return (
+        text + ", the columns of the keypoint-to-image figures and the left/right pairs of "
+        f"the symmetry table (default: all in the matrices and the CSV, {image_keypoints} in "
+        "the keypoint-to-image figures and the symmetry table)"
+    )
 
 
 def warn_unused_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -137,10 +154,13 @@ def parse_heads(text: str, num_heads: int) -> Optional[List[int]]:
     """Parse --heads: None for "mean", else sorted unique 0-based head indices."""
     if text.strip().lower() == "mean":
         return None
-    return _parse_index_list(text, num_heads, "head", "--heads")
+    return _parse_index_list(text, num_heads, "head", "--heads", "'mean' (the default), 'all'")
 
 
-def _parse_index_list(text: str, count: int, noun: str, option: str) -> List[int]:
+def _parse_index_list(
+    text: str, count: int, noun: str, option: str, words: str = "'all'"
+) -> List[int]:
+    """Parse "all" or comma-separated 0-based indices; `words` lists the accepted words."""
     if text.strip().lower() == "all":
         return list(range(count))
     indices = []
@@ -151,16 +171,17 @@ def _parse_index_list(text: str, count: int, noun: str, option: str) -> List[int
             index = int(item)
         except ValueError:
             raise UserError(
-                f"{option} {text!r}: {item!r} is not a {noun} number; give 0-based "
-                f"numbers such as 0,2 or 'all'"
+                f"{option} {text!r}: {item!r} is not a {noun} number; give {words} or 0-based "
+                "numbers such as 0,2"
             ) from None
         if not 0 <= index < count:
             raise UserError(
-                f"{option}: {noun} {index} is out of range; the model has {noun}s 0..{count - 1}"
+                f"{option}: {noun} {index} is out of range; the model has {noun}s "
+                f"0..{count - 1}; give {words} or numbers in that range"
             )
         indices.append(index)
     if not indices:
-        raise UserError(f"{option} {text!r} names no {noun}; give numbers such as 0,2 or 'all'")
+        raise UserError(f"{option} {text!r} names no {noun}; give {words} or numbers such as 0,2")
     return sorted(set(indices))
 
 
@@ -168,24 +189,42 @@ def _parse_index_list(text: str, count: int, noun: str, option: str) -> List[int
 class Selection:
     """The layers, heads and keypoints a script draws, checked against the model config.
 
-    `heads` None means the mean over all heads.
+    `heads` None means the mean over all heads. `keypoints` are those of the keypoint
+    matrices and the share table, `image_keypoints` those of the keypoint-to-image figures
+    and the symmetry table. Both are the --keypoints list when it is given.
     """
 
     layers: List[int]
     heads: Optional[List[int]]
     keypoints: List[int]
     names: List[str]
+    image_keypoints: List[int]
 
 
-def select(args: argparse.Namespace, cfg) -> Selection:
-    """Check --layers, --heads and --keypoints against a config; raise UserError if invalid."""
+def select(args: argparse.Namespace, cfg, image_keypoints: Optional[str] = None) -> Selection:
+    """Check --layers, --heads and --keypoints against a config; raise UserError if invalid.
+
+    Without --keypoints, the matrices get every keypoint and the keypoint-to-image figures
+    get `image_keypoints` (None: every keypoint).
+    """
     num_keypoints = int(cfg.MODEL.NUM_JOINTS)
+    keypoints = parse_keypoints(args.keypoints, num_keypoints)
+    image_text = args.keypoints if args.keypoints is not None else image_keypoints
     return Selection(
         layers=parse_layers(args.layers, int(cfg.MODEL.CROSS_SELF_ATTENTION_LAYERS)),
         heads=parse_heads(args.heads, int(cfg.MODEL.TRANSFORMER_HEADS)),
-        keypoints=parse_keypoints(args.keypoints, num_keypoints),
+        keypoints=keypoints,
         names=keypoint_names(num_keypoints),
+        image_keypoints=parse_keypoints(image_text, num_keypoints),
     )
+
+
+def check_device(name: str) -> str:
+    """Return --device unchanged if this machine has it, else raise UserError."""
+    from .cli import resolve_device
+
+    resolve_device(name)
+    return name
 
 
 def resolve_checkpoint(args: argparse.Namespace):
@@ -268,38 +307,51 @@ class ImageInput:
     ground_truth: Optional[np.ndarray]
 
 
-def load_image_input(
-    image: Optional[Path], annotation: Optional[Path], use_annotation: bool, num_keypoints: int
-) -> ImageInput:
-    """Read the image (default: `default_image_path`) and its annotation, if any.
+def resolve_image_paths(
+    image: Optional[Path], annotation: Optional[Path], use_annotation: bool
+) -> Tuple[Path, Optional[Path]]:
+    """Return the image (default: `default_image_path`) and its annotation, or None.
 
     An explicit `annotation` must exist; otherwise the annotation beside the image is used
-    when one is found. Both files are read before anything is logged, so a bad file ends
-    the script with its error line alone. Annotation coordinates are mapped onto the decoded
-    image, which a very large JPEG may be reduced to.
+    when one is found. Raises UserError for a missing file. Nothing is read or logged.
+    """
+    image_path = Path(image) if image is not None else default_image_path()
+    if image is not None and not image_path.is_file():
+        raise UserError(f"image not found: {image_path}; pass an existing file to --image")
+    if not use_annotation:
+        return image_path, None
+    if annotation is None:
+        return image_path, _find_annotation(image_path)
+    annotation_path = Path(annotation)
+    if not annotation_path.is_file():
+        raise UserError(
+            f"annotation not found: {annotation}; pass an existing LabelMe JSON file "
+            "to --annotation, or leave it out"
+        )
+    return image_path, annotation_path
+
+
+def load_image_input(
+    image_path: Path, annotation_path: Optional[Path], num_keypoints: int
+) -> ImageInput:
+    """Read the image and its annotation, if any, from `resolve_image_paths`.
+
+    Both files are read before anything is logged, so a bad file ends the script with its
+    error line alone. Each problem the annotation reader found (unknown labels, missing
+    landmarks, ...) is logged as one warning line. Annotation coordinates are mapped onto
+    the decoded image, which a very large JPEG may be reduced to.
     """
     from .annotations import read_annotation
     from .images import read_image
 
-    image_path = Path(image) if image is not None else default_image_path()
-    if image is not None and not image_path.is_file():
-        raise UserError(f"image not found: {image_path}; pass an existing file to --image")
-    annotation_path = None
-    if use_annotation and annotation is not None:
-        annotation_path = Path(annotation)
-        if not annotation_path.is_file():
-            raise UserError(
-                f"annotation not found: {annotation}; pass an existing LabelMe JSON file "
-                "to --annotation, or leave it out"
-            )
-    elif use_annotation:
-        annotation_path = _find_annotation(image_path)
     annotation_data = read_annotation(annotation_path) if annotation_path else None
     loaded = read_image(image_path)
     logger.info("image: %s (%d x %d)", image_path, loaded.rgb.shape[1], loaded.rgb.shape[0])
 
     ground_truth = None
     if annotation_data is not None:
+        for line in annotation_data.report_lines():
+            logger.warning("warning: %s", line)
         ground_truth = _ground_truth(annotation_data, loaded, num_keypoints)
         if ground_truth is None:
             annotation_path = None
@@ -337,11 +389,30 @@ def _find_annotation(image_path: Path) -> Optional[Path]:
     return Path(found) if found is not None else None
 
 
-def prepare_out_dir(path: Path) -> Path:
-    """Create the output folder, or raise UserError when it cannot be used."""
+def check_out_dir(path: Path) -> Path:
+    """Return --out-dir if it is a folder or can be created, else raise UserError.
+
+    Nothing is created here: `create_out_dir` does that once there is something to write,
+    so a run that fails leaves no empty folder behind.
+    """
     out_dir = Path(path)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out-dir {out_dir} is a file; pass a folder")
+    existing = out_dir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"cannot create the output folder {out_dir}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(
+            f"cannot write into {existing}, so the output folder {out_dir} cannot be made; "
+            "pass a writable --out-dir"
+        )
+    return out_dir
+
+
+def create_out_dir(out_dir: Path) -> Path:
+    """Create the output folder and its parents, or raise UserError."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:

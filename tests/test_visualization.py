@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from PIL import Image
 
 from llrformer.errors import run_cli
 from llrformer.keypoints import KEYPOINT_NAMES
+from llrformer.script_support import SCRIPT_OPTIONS
 
 VISUALIZATION = REPO_ROOT / "visualization"
 
@@ -211,9 +213,11 @@ BAD_INPUTS = {
     "unknown landmark": (["--keypoints", "R_KNEE"], "unknown landmark name 'R_KNEE'"),
     "layer out of range": (["--layers", "0,2"], "layer 2 is out of range"),
     "head out of range": (["--heads", "2"], "head 2 is out of range"),
+    "head not a number": (["--heads", "average"], "give 'mean' (the default), 'all'"),
     "missing image": (["--image", "MISSING"], "image not found"),
     "missing annotation": (["--annotation", "MISSING"], "annotation not found"),
     "bad dpi": (["--dpi", "5"], "--dpi 5 is out of range"),
+    "bad device": (["--device", "tpu"], "invalid --device 'tpu'"),
 }
 
 
@@ -232,7 +236,33 @@ def test_bad_input_one_line_exit_2(
     assert len(error) == 1, error
     assert error[0].startswith("attention_visualize.py: error: ")
     assert fragment in error[0]
-    assert not out_dir.exists() or not any(out_dir.iterdir())
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("script", [layers_script, visualize_script])
+def test_bad_device_before_any_output(
+    script, tiny_config_path, tiny_checkpoint, annotated_image, tmp_path, capsys
+):
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    options += ["--image", str(annotated_image), "--device", "cuda:99", "--layers", "1"]
+    assert run_cli(script.main, options, program="script") == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    error = error_lines(captured.err)
+    assert len(error) == 1, error
+    assert "--device cuda:99" in error[0]
+    assert not out_dir.exists()
+
+
+def test_similarity_unknown_landmark_before_output(tiny_checkpoint, tmp_path, capsys):
+    out_dir = tmp_path / "figures"
+    arguments = ["--checkpoint", str(tiny_checkpoint), "--out-dir", str(out_dir), "-v"]
+    assert run_cli(similarity_script.main, arguments + ["--keypoints", "R_FCC"]) == 2
+    error = error_lines(capsys.readouterr().err)
+    assert len(error) == 1, error
+    assert "unknown landmark name 'R_FCC'" in error[0]
+    assert not out_dir.exists()
 
 
 @pytest.mark.parametrize("script", [layers_script, visualize_script, similarity_script])
@@ -325,3 +355,130 @@ def test_script_model_matches_default_layout(tiny_config_path, tiny_checkpoint, 
     for name in ("heatmaps", "cross_attention", "self_attention"):
         expected, actual = getattr(reference, name), getattr(scripted, name)
         assert np.linalg.norm(actual - expected) <= 1e-5 * np.linalg.norm(expected), name
+
+
+def read_share_csv(out_dir: Path) -> str:
+    return (out_dir / "keypoint_token_share.csv").read_text()
+
+
+@pytest.mark.parametrize("extra", [[], ["--keypoints", "0,1,R_LLP", "--layers", "1"]])
+def test_share_csv_same_from_both_scripts(
+    extra, tiny_config_path, tiny_checkpoint, annotated_image, tmp_path
+):
+    tables = []
+    for name, script in (("layers", layers_script), ("visualize", visualize_script)):
+        out_dir = tmp_path / name
+        options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+        assert script.main(options + ["--image", str(annotated_image)] + extra) == 0
+        tables.append(read_share_csv(out_dir))
+    assert tables[0] == tables[1]
+    expected_rows = 3 if extra else 36
+    assert len(tables[0].splitlines()) == 1 + expected_rows
+
+
+def test_visualize_keypoints_apply_to_matrices(
+    tiny_config_path, tiny_checkpoint, annotated_image, tmp_path
+):
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    arguments = ["--image", str(annotated_image), "--keypoints", "R_LLP,15"]
+    assert visualize_script.main(options + arguments) == 0
+    rows = read_share_csv(out_dir).splitlines()[1:]
+    assert [row.split(",")[1] for row in rows] == ["R_LLP", "L_LLP"]
+    assert "keypoint_to_image_attention_keypoints_14_15.jpg" in written(out_dir)
+
+
+def test_keypoints_help_states_both_defaults():
+    text = " ".join(visualize_script.build_parser().format_help().split())
+    assert "applies to every figure and table" in text
+    assert "4,5,14,15 in the keypoint-to-image figures" in text
+    layers_text = " ".join(layers_script.build_parser().format_help().split())
+    assert "applies to every figure and table" in layers_text
+
+
+def test_annotation_problems_one_warning_each(
+    tiny_config_path, tiny_checkpoint, annotated_image, tmp_path, capsys
+):
+    annotation = annotated_image.parents[1] / "annotations" / "leg.json"
+    document = json.loads(annotation.read_text())
+    for shape in document["shapes"]:
+        if shape["label"] == "R_FC":
+            shape["label"] = "R_FCC"
+    document["shapes"] = [shape for shape in document["shapes"] if shape["label"] != "L_LLP"]
+    annotation.write_text(json.dumps(document))
+
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    assert visualize_script.main(options + ["--image", str(annotated_image)]) == 0
+    lines = error_lines(capsys.readouterr().err)
+    unknown = [line for line in lines if "R_FCC" in line]
+    missing = [line for line in lines if "landmarks marked missing" in line]
+    assert len(unknown) == 1
+    assert unknown[0].startswith("warning: ")
+    assert "did you mean R_FC?" in unknown[0]
+    assert len(missing) == 1
+    assert "R_FC, L_LLP" in missing[0]
+
+
+def test_failed_run_leaves_no_out_dir(tiny_config_path, tiny_checkpoint, annotated_image, tmp_path):
+    out_dir = tmp_path / "new" / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    options += ["--image", str(annotated_image), "--layers", "7"]
+    for script in (layers_script, visualize_script):
+        assert run_cli(script.main, options, program="script") == 2
+    assert not (tmp_path / "new").exists()
+
+
+def test_out_dir_that_is_a_file_rejected(tiny_checkpoint, tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    arguments = ["--checkpoint", str(tiny_checkpoint), "--out-dir", str(blocker / "figures")]
+    assert run_cli(similarity_script.main, arguments, program="script") == 2
+    error = error_lines(capsys.readouterr().err)
+    assert len(error) == 1, error
+    assert "is a file" in error[0]
+
+
+def readme_option_table() -> dict:
+    """Return {option: {script: "yes" | "ignored" | "no"}} from visualization/README.md."""
+    lines = (VISUALIZATION / "README.md").read_text().splitlines()
+    start = lines.index("| option | layers | visualize | similarity | meaning |")
+    table = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        for option in re.findall(r"`(-[-\w]+)`", cells[0]):
+            table[option] = dict(zip(("layers", "visualize", "similarity"), cells[1:4]))
+    return table
+
+
+def script_options(script) -> dict:
+    """Return {option: "yes" | "ignored"} for the options of a script's parser but --help."""
+    parser = script.build_parser()
+    used = parser.get_default("script_options_used")
+    options = {}
+    for action in parser._actions:
+        name = "annotation" if action.dest == "no_annotation" else action.dest
+        for option in action.option_strings:
+            if option not in ("-h", "--help"):
+                unused = name in SCRIPT_OPTIONS and name not in used
+                options[option] = "ignored" if unused else "yes"
+    return options
+
+
+def test_readme_option_table_matches_parsers():
+    table = readme_option_table()
+    scripts = {
+        "layers": layers_script,
+        "visualize": visualize_script,
+        "similarity": similarity_script,
+    }
+    for name, script in scripts.items():
+        documented = {option: cells[name] for option, cells in table.items()}
+        accepted = script_options(script)
+        for option, cell in documented.items():
+            assert cell in ("yes", "ignored", "no"), (option, cell)
+            assert accepted.get(option, "no") == cell, (name, option)
+        assert set(accepted) <= set(documented), name
+    assert table["--cluster"] == {"layers": "no", "visualize": "no", "similarity": "yes"}

@@ -49,20 +49,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     timer = support.StepTimer()
-    support.warn_unused_options(args, parser)
     dpi = support.check_dpi(args.dpi)
-    out_dir = support.prepare_out_dir(args.out_dir)
-
+    device = support.check_device(args.device)
+    out_dir = support.check_out_dir(args.out_dir)
     cfg, checkpoint = support.resolve_checkpoint(args)
     selection = support.select(args, cfg)
+    image_path, _ = support.resolve_image_paths(args.image, None, False)
+    support.warn_unused_options(args, parser)
+
     with timer.step("read image"):
-        image = support.load_image_input(args.image, None, False, len(selection.names))
+        image = support.load_image_input(image_path, None, len(selection.names))
     with timer.step("load model"):
-        model = support.load_model(cfg, checkpoint, args.device)
+        model = support.load_model(cfg, checkpoint, device)
 
     with timer.step("forward pass"):
         self_rows = support.record_self_attention(model, image.rgb)
 
+    support.create_out_dir(out_dir)
     outputs.report_keypoint_share(
         self_rows, selection.layers, selection.keypoints, selection.names, out_dir / SHARE_CSV_NAME
     )

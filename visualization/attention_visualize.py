@@ -31,7 +31,7 @@ from llrformer.inference import predict  # noqa: E402
 
 MATRIX_NAME = "cross_keypoint_attention_layers.jpg"
 SHARE_CSV_NAME = "keypoint_token_share.csv"
-DEFAULT_KEYPOINTS = "4,5,14,15"
+IMAGE_KEYPOINTS = "4,5,14,15"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Draw keypoint-to-keypoint and keypoint-to-image attention of LLRFormer on a "
         "radiograph and print a left/right symmetry analysis.",
         used=("image", "annotation", "keypoints", "layers", "heads", "device"),
-        default_keypoints=DEFAULT_KEYPOINTS,
+        image_keypoints=IMAGE_KEYPOINTS,
     )
     parser.add_argument(
         "--scale",
@@ -56,18 +56,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     timer = support.StepTimer()
-    support.warn_unused_options(args, parser)
     dpi = support.check_dpi(args.dpi)
-    out_dir = support.prepare_out_dir(args.out_dir)
-
+    device = support.check_device(args.device)
+    out_dir = support.check_out_dir(args.out_dir)
     cfg, checkpoint = support.resolve_checkpoint(args)
-    selection = support.select(args, cfg)
+    selection = support.select(args, cfg, IMAGE_KEYPOINTS)
+    image_path, annotation_path = support.resolve_image_paths(
+        args.image, args.annotation, not args.no_annotation
+    )
+    support.warn_unused_options(args, parser)
+
     with timer.step("read image"):
-        image = support.load_image_input(
-            args.image, args.annotation, not args.no_annotation, len(selection.names)
-        )
+        image = support.load_image_input(image_path, annotation_path, len(selection.names))
     with timer.step("load model"):
-        model = support.load_model(cfg, checkpoint, args.device)
+        model = support.load_model(cfg, checkpoint, device)
 
     with timer.step("forward pass"):
         device = next(model.parameters()).device
@@ -78,10 +80,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     source = support.source_line(image.path, checkpoint)
 
+    support.create_out_dir(out_dir)
     outputs.report_keypoint_share(
         attention["self"],
         selection.layers,
-        list(range(model.num_keypoints)),
+        selection.keypoints,
         selection.names,
         out_dir / SHARE_CSV_NAME,
     )
@@ -90,7 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             attention["self"],
             selection.layers,
             selection.heads,
-            list(range(model.num_keypoints)),
+            selection.keypoints,
             selection.names,
             args.scale,
             source,
@@ -108,18 +111,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     with timer.step("keypoint-to-image figures"):
         outputs.write_image_figures(
-            attention, selection.layers, selection.keypoints, context, out_dir
+            attention, selection.layers, selection.image_keypoints, context, out_dir
         )
         if selection.heads is not None:
             outputs.write_head_figures(
-                attention, selection.layers, selection.heads, selection.keypoints, context, out_dir
+                attention,
+                selection.layers,
+                selection.heads,
+                selection.image_keypoints,
+                context,
+                out_dir,
             )
 
-    indices = "_".join(str(index) for index in selection.keypoints)
+    indices = "_".join(str(index) for index in selection.image_keypoints)
     outputs.report_symmetry(
         attention,
         selection.layers,
-        selection.keypoints,
+        selection.image_keypoints,
         model.grid,
         landmarks,
         selection.names,

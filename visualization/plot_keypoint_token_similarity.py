@@ -53,12 +53,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     timer = support.StepTimer()
-    support.warn_unused_options(args, parser)
     dpi = support.check_dpi(args.dpi)
-    out_dir = support.prepare_out_dir(args.out_dir)
+    out_dir = support.check_out_dir(args.out_dir)
+    cfg, checkpoint = support.resolve_checkpoint(args)
+    # Checked against the config now, and against the checkpoint's tokens once read.
+    support.parse_keypoints(args.keypoints, int(cfg.MODEL.NUM_JOINTS))
+    support.warn_unused_options(args, parser)
 
     with timer.step("read tokens"):
-        _, checkpoint = support.resolve_checkpoint(args)
         logger.info("checkpoint: %s", checkpoint)
         tensors = read_arrays(checkpoint, TOKEN_KEYS)
         init, identity, position = (tensors[key].astype(np.float64) for key in TOKEN_KEYS)
@@ -80,7 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             support.source_line(None, checkpoint),
             dpi,
         )
-        target = out_dir / OUTPUT_NAME
+        target = support.create_out_dir(out_dir) / OUTPUT_NAME
         save_figure(layout, target)
     logger.info("wrote %s", target)
     timer.finish()
