@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from .preprocess import Letterbox
 
 TOP_FRACTION = 0.10
+# The top of the keypoint-to-image colour scale is at least this multiple of the uniform
+# attention level, so that a nearly flat map stays nearly transparent instead of filling
+# the whole colour scale.
+MIN_OVERLAY_TOP = 10.0
 
 
 def average_heads(attention: np.ndarray, heads: Optional[Sequence[int]] = None) -> np.ndarray:
@@ -116,6 +120,32 @@ def visible_patches(grid: PatchGrid, letterbox: Letterbox) -> np.ndarray:
     inside_y = (y0 < letterbox.pad_top + letterbox.new_h) & (y0 + patch_h > letterbox.pad_top)
     inside_x = (x0 < letterbox.pad_left + letterbox.new_w) & (x0 + patch_w > letterbox.pad_left)
     return inside_y & inside_x
+
+
+def uniform_multiples(patch_values: np.ndarray) -> np.ndarray:
+    """Return attention over patch tokens [..., P] as multiples of its mean over the P patches.
+
+    1 is the uniform level: the value every patch would get if the attention were spread
+    evenly. A row whose mean is 0 stays 0.
+    """
+    values = np.asarray(patch_values, dtype=np.float64)
+    means = values.mean(axis=-1, keepdims=True)
+    return np.divide(values, means, out=np.zeros_like(values), where=means > 0)
+
+
+def overlay_top(largest_multiple: float) -> float:
+    """Return the top of the overlay scale: `largest_multiple`, but at least MIN_OVERLAY_TOP."""
+    return max(MIN_OVERLAY_TOP, float(largest_multiple))
+
+
+def overlay_levels(multiples: np.ndarray, top: float) -> np.ndarray:
+    """Map multiples of the uniform level to overlay levels in 0..1 on a log scale.
+
+    1x (uniform) and less give 0, `top` and more give 1: the mapping of
+    `matplotlib.colors.LogNorm(1, top)`, clipped.
+    """
+    logs = np.log(np.maximum(np.asarray(multiples, dtype=np.float64), 1.0))
+    return np.clip(logs / np.log(top), 0.0, 1.0)
 
 
 def mirror_columns(image_map: np.ndarray, midline_x: float) -> np.ndarray:

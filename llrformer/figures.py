@@ -251,12 +251,14 @@ def draw_matrix_panels(
     title_lines = max(text.count("\n") + 1 for text in panel_titles)
     gap, panel_title = 0.3, 0.2 + 0.14 * title_lines
     panel_colorbar = 0.0 if shared else 0.95
-    colorbar_room = 1.0 if shared else 0.0
+    # A shared colour bar stands 0.15 inches right of the last panel; its ticks and label
+    # need about 0.9 inches more. No gap is left after the last column or row.
+    colorbar_room = 1.05 if shared else 0.1
     cell_w = label + side + panel_colorbar + gap
     cell_h = panel_title + side + label + gap
-    width = 0.25 + columns * cell_w + colorbar_room
+    width = 0.25 + columns * cell_w - gap + colorbar_room
     header = Header.fit(title, subtitle, width, legend=True)
-    layout = PixelLayout(width, header.height + rows * cell_h, dpi)
+    layout = PixelLayout(width, header.height + rows * cell_h - gap + 0.1, dpi)
     side_px, label_px = layout.px(side), layout.px(label)
     row_labels, column_labels = render_matrix_labels(names, indices, side_px, label_px, dpi)
 
@@ -288,7 +290,8 @@ def draw_matrix_panels(
     if shared:
         top = header.height + panel_title
         bottom = header.height + (rows - 1) * cell_h + panel_title + side
-        add_colorbar(layout, image, scales[0].label, layout.width_px / dpi - 0.9, top, bottom - top)
+        left = 0.25 + columns * cell_w - gap + 0.15
+        add_colorbar(layout, image, scales[0].label, left, top, bottom - top)
     header.draw(layout.figure, region_legend_handles(indices))
     return layout
 

@@ -12,19 +12,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import numpy as np
+from matplotlib.colors import LogNorm
 
 from .attention_maps import (
+    MIN_OVERLAY_TOP,
     average_heads,
     cluster_order,
     keypoint_block,
     keypoint_share,
     normalize_block_rows,
+    overlay_levels,
+    overlay_top,
     patch_cells,
     token_similarity,
+    uniform_multiples,
     visible_patches,
 )
 from .figures import MatrixScale, PixelLayout, draw_matrix_panels
-from .figures_overlay import BlockMap, LandmarkMarker, draw_image_panels
+from .figures_overlay import BlockMap, LandmarkMarker, OverlayScale, draw_image_panels
 
 if TYPE_CHECKING:
     from .patch_grid import PatchGrid
@@ -139,10 +144,24 @@ KIND_TEXT = {
     ),
 }
 SCALE_TEXT = (
-    "Colours are scaled to the largest value on the visible radiograph ('max', also given as "
-    "a multiple of the mean over all patches). 'padding' is the attention on patches that "
-    "lie wholly in the letterbox padding, which is cropped from the drawing."
+    "Colour and opacity: each patch's value as a multiple of the uniform level (the panel's "
+    "mean over all patches), on one log scale for all panels from 1x, which is transparent so "
+    "that a flat map leaves the radiograph unchanged, to {top:.3g}x: the largest multiple in "
+    f"the figure, but at least {MIN_OVERLAY_TOP:g}x. 'padding': the attention on patches "
+    "wholly in the letterbox padding, which is cropped from the drawing."
 )
+SCALE_TICKS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+def overlay_scale(top: float) -> OverlayScale:
+    """Return the colour bar of multiples of the uniform level, 1x to `top` on a log scale."""
+    ticks = [tick for tick in SCALE_TICKS if tick <= top]
+    return OverlayScale(
+        "attention / uniform level\n(log scale, shared by all panels)",
+        LogNorm(1.0, top),
+        ticks,
+        "{:g}x",
+    )
 
 
 def image_attention_figure(
@@ -155,38 +174,38 @@ def image_attention_figure(
     title_suffix: str,
     source_line: str,
     dpi: int,
+    landmark_note: str = "",
 ) -> PixelLayout:
     """Draw attention over patch tokens on the radiograph: rows x columns panels.
 
     `image_rgb` [H, W, 3] is the image the model read, before letterboxing. Each patch
     token's value covers exactly its patch's rectangle mapped back onto that image, and the
-    letterbox padding is left out. Each panel's colours are scaled to its largest value on a
+    letterbox padding is left out. Colours show multiples of each panel's uniform level on one
+    log scale for all panels (`overlay_levels`), whose top is the largest multiple on a
     patch that shows some of the radiograph.
     """
     image = image_rgb
     visible = visible_patches(grid, letterbox)
     padding_only = ~visible
-    peaks = [
-        [float(column.patch_values[row][visible].max()) for column in columns]
-        for row in range(len(row_labels))
-    ]
-
+    # [rows, columns, P]: each panel's values as multiples of its uniform level.
+    multiples = np.stack(
+        [uniform_multiples(column.patch_values[: len(row_labels)]) for column in columns], axis=1
+    )
+    top = overlay_top(multiples[..., visible].max())
+    levels = overlay_levels(multiples, top)
     pixel_rows, pixel_columns = patch_cells(grid, letterbox)
 
     def panel_map(row: int, column: int) -> BlockMap:
-        values = columns[column].patch_values[row]
-        peak = peaks[row][column]
-        blocks = grid.tokens_to_map(values / peak if peak > 0 else values)
-        return BlockMap(blocks, pixel_rows, pixel_columns)
+        return BlockMap(grid.tokens_to_map(levels[row, column]), pixel_rows, pixel_columns)
 
     notes = []
     for row in range(len(row_labels)):
         line = []
         for number, column in enumerate(columns):
             values = column.patch_values[row]
-            peak = peaks[row][number]
-            mean = float(values.mean())
-            note = [f"max {peak:.2g} ({peak / mean:.1f}x mean)" if mean > 0 else f"max {peak:.2g}"]
+            peak = float(values[visible].max())
+            peak_multiple = float(multiples[row, number][visible].max())
+            note = [f"max {peak:.2g} = {peak_multiple:.1f}x uniform"]
             if column.keypoint_share is not None:
                 note.append(f"to keypoints {100 * column.keypoint_share[row]:.1f} %")
             if padding_only.any():
@@ -197,7 +216,7 @@ def image_attention_figure(
     patch_h, patch_w = grid.patch_pixels
     heading, explanation = KIND_TEXT[kind]
     explanation = explanation.format(patch=f"{patch_h} x {patch_w} pixels of the model input")
-    subtitle = f"{explanation} {SCALE_TEXT}\n{source_line}"
+    subtitle = f"{explanation} {SCALE_TEXT.format(top=top)}\n{landmark_note}{source_line}"
     return draw_image_panels(
         image,
         panel_map,
@@ -207,7 +226,7 @@ def image_attention_figure(
         [column.marker for column in columns],
         f"{heading} ({title_suffix})",
         subtitle,
-        "attention / panel maximum\n(overlay opacity grows with it)",
+        overlay_scale(top),
         dpi,
     )
 

@@ -101,12 +101,27 @@ class Landmarks:
     """Landmark positions in letterboxed input pixels [K, 2] and the source of each.
 
     `predicted` [K, 2] keeps the model's predictions also where `positions` contains the
-    ground truth.
+    ground truth. `annotated` is False when no annotation was read.
     """
 
     positions: np.ndarray
     sources: List[str]
     predicted: np.ndarray
+    annotated: bool = False
+
+    def note(self, names: Sequence[str]) -> str:
+        """Return a sentence for the figures when the ground truth is partial, else ""."""
+        missing = [
+            names[index] for index, source in enumerate(self.sources) if source != GROUND_TRUTH
+        ]
+        if not self.annotated or not missing:
+            return ""
+        count = len(self.sources) - len(missing)
+        listed = ", ".join(missing) if len(missing) <= 6 else f"{', '.join(missing[:6])}, ..."
+        return (
+            f"Ground truth is partial: {count} of {len(self.sources)} landmarks annotated; "
+            f"the prediction marks the others ({listed})."
+        )
 
 
 def choose_landmarks(
@@ -124,13 +139,20 @@ def choose_landmarks(
         for index in np.flatnonzero(np.isfinite(annotated).all(axis=1)):
             positions[index] = annotated[index]
             sources[index] = GROUND_TRUTH
-    return Landmarks(positions, sources, np.array(predicted_input, dtype=np.float64))
+    predicted = np.array(predicted_input, dtype=np.float64)
+    return Landmarks(positions, sources, predicted, annotated=ground_truth_rgb is not None)
 
 
 def marker_for(landmarks: Landmarks, index: int, letterbox: Letterbox) -> LandmarkMarker:
     """Return the marker of a landmark in pixels of the image the model read."""
     x, y = letterbox.to_original(landmarks.positions[index])
     return LandmarkMarker(float(x), float(y), landmarks.sources[index])
+
+
+def landmark_line(context: ImageContext) -> str:
+    """Return the partial ground-truth sentence of the figures as a line, or ""."""
+    note = context.landmarks.note(context.names)
+    return note + "\n" if note else ""
 
 
 def image_figure_path(out_dir: Path, kind: str, keypoints: Sequence[int]) -> Path:
@@ -209,6 +231,7 @@ def write_image_figures(
             heads_text(None, num_heads),
             context.source_line,
             context.dpi,
+            landmark_line(context),
         )
         target = image_figure_path(out_dir, kind, keypoints)
         save_figure(figure, target)
@@ -249,6 +272,7 @@ def write_head_figures(
                 f"keypoint {index} {context.names[index]}, one column per head",
                 context.source_line,
                 context.dpi,
+                landmark_line(context),
             )
             target = head_figure_path(out_dir, kind, index)
             save_figure(figure, target)

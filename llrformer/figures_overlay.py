@@ -8,8 +8,8 @@ with the attention. Matplotlib only adds the text, the markers and the colour ba
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from matplotlib import colormaps
@@ -51,11 +51,14 @@ class LandmarkMarker:
     """A landmark's position on a panel, in pixels of the drawn image, and its source.
 
     `source` is "ground truth" (from the annotation) or "prediction" (decoded heatmap).
+    `outside` is the image edge ("top", "bottom", "left" or "right") that a landmark lying
+    outside the image was moved onto, else None.
     """
 
     x: float
     y: float
     source: str
+    outside: Optional[str] = None
 
 
 MARKER_STYLES = {
@@ -64,15 +67,64 @@ MARKER_STYLES = {
     "prediction": dict(marker="x", markersize=6, markeredgecolor="#ff2bd6",
                        markeredgewidth=1.5),
 }  # fmt: skip
+MARKER_LABELS = {"ground truth": "ground-truth landmark", "prediction": "predicted landmark"}
+# A landmark outside the image is drawn on the nearest edge as a triangle pointing out.
+OUTSIDE_MARKERS = {"top": "^", "bottom": "v", "left": "<", "right": ">"}
+
+
+def clamp_marker(marker: LandmarkMarker, width: int, height: int) -> LandmarkMarker:
+    """Move a marker outside the image [0, width] x [0, height] onto the nearest edge."""
+    x = min(max(marker.x, 0.0), float(width))
+    y = min(max(marker.y, 0.0), float(height))
+    if (x, y) == (marker.x, marker.y):
+        return marker
+    # The edge is the one the landmark lies farthest beyond, relative to the image size.
+    beyond = {
+        "left": -marker.x / width,
+        "right": (marker.x - width) / width,
+        "top": -marker.y / height,
+        "bottom": (marker.y - height) / height,
+    }
+    return replace(marker, x=x, y=y, outside=max(beyond, key=beyond.get))
+
+
+def marker_style(marker: LandmarkMarker) -> dict:
+    """Return the matplotlib marker style of a landmark marker."""
+    style = dict(MARKER_STYLES[marker.source])
+    if marker.outside is not None:
+        style.update(marker=OUTSIDE_MARKERS[marker.outside], markersize=7)
+        style.setdefault("markerfacecolor", style["markeredgecolor"])
+    return style
+
+
+def inward_shift(marker: LandmarkMarker, size_px: float) -> Tuple[float, float]:
+    """Return the pixel shift that puts an edge marker just inside the panel, else (0, 0).
+
+    Outside the panel, the triangle would cover the note above or the panel beside it.
+    """
+    step = size_px / 2.0 + 1.0
+    shifts = {"top": (0.0, step), "bottom": (0.0, -step), "left": (step, 0.0)}
+    return shifts.get(marker.outside, (-step, 0.0) if marker.outside == "right" else (0.0, 0.0))
 
 
 def marker_legend_handles(markers: Sequence[Optional[LandmarkMarker]]) -> List[Line2D]:
-    """Return one legend handle per landmark source that the markers use."""
-    sources = list(dict.fromkeys(marker.source for marker in markers if marker is not None))
-    return [
-        Line2D([], [], linestyle="", label=f"{source} landmark", **MARKER_STYLES[source])
-        for source in sources
-    ]
+    """Return one legend handle per landmark source that the markers use.
+
+    Markers moved onto the image edge get their own entry, which says so.
+    """
+    handles = []
+    shown = [marker for marker in markers if marker is not None]
+    for source in dict.fromkeys(marker.source for marker in shown):
+        inside = [marker for marker in shown if marker.source == source and not marker.outside]
+        outside = [marker for marker in shown if marker.source == source and marker.outside]
+        if inside:
+            style = marker_style(inside[0])
+            handles.append(Line2D([], [], linestyle="", label=MARKER_LABELS[source], **style))
+        if outside:
+            label = f"{MARKER_LABELS[source]} outside the image, drawn on its edge"
+            style = marker_style(outside[0])
+            handles.append(Line2D([], [], linestyle="", label=label, **style))
+    return handles
 
 
 @dataclass(frozen=True)
@@ -117,6 +169,20 @@ def compose_panel(
 
 
 @dataclass(frozen=True)
+class OverlayScale:
+    """The colour bar of an overlay: the quantity shown and how it maps to 0..1 levels.
+
+    `norm` maps the quantity to the overlay level in 0..1 that `panel_map` returns, and
+    `ticks` are colour-bar ticks in units of the quantity, labelled with `tick_format`.
+    """
+
+    label: str
+    norm: Normalize
+    ticks: Optional[Sequence[float]] = None
+    tick_format: str = "{:g}"
+
+
+@dataclass(frozen=True)
 class PanelGrid:
     """Pixel geometry of a grid of equal panels, measured from the figure's top-left corner."""
 
@@ -141,7 +207,7 @@ def draw_image_panels(
     markers: Sequence[Optional[LandmarkMarker]],
     title: str,
     subtitle: str,
-    colorbar_label: str,
+    colorbar: Union[str, OverlayScale],
     dpi: int,
     cmap: str = OVERLAY_CMAP,
     panel_height: float = 3.6,
@@ -150,11 +216,17 @@ def draw_image_panels(
 
     `image` is the radiograph [h, w, 3] uint8. `panel_map(row, column)` returns that panel's
     map in 0..1 over the same pixels. `markers` has one entry per column, in image
-    pixels. All panels are composed into one image in numpy, which matplotlib draws unscaled;
-    matplotlib adds the text, the markers and the colour bar.
+    pixels; one outside the image is drawn on its edge. `colorbar` is the colour-bar label
+    of levels 0..1, or an `OverlayScale`. All panels are composed into one image in numpy,
+    which matplotlib draws unscaled; matplotlib adds the text, the markers and the colour bar.
     """
     rows, columns = len(row_labels), len(column_labels)
     image_h, image_w = image.shape[:2]
+    if isinstance(colorbar, str):
+        colorbar = OverlayScale(colorbar, Normalize(0, 1))
+    markers = [
+        clamp_marker(marker, image_w, image_h) if marker is not None else None for marker in markers
+    ]
     panel_width = max(0.9, panel_height * image_w / image_h)
     panel_height = panel_width * image_h / image_w
     notes_lines = max(note.count("\n") + 1 for line in panel_notes for note in line)
@@ -166,7 +238,10 @@ def draw_image_panels(
     header = Header.fit(title, subtitle, width, legend=True)
     row_step = note_room + panel_height + gap_y
     layout = PixelLayout(width, header.height + column_title + rows * row_step, dpi)
-    grid_left = (width - colorbar_room - grid_width) / 2 + left_room
+    # The panels and the colour bar are centred together, so that a figure widened for its
+    # header leaves no gap between the last panel and the colour bar.
+    block_left = (width - grid_width - colorbar_room) / 2
+    grid_left = block_left + left_room
     grid = PanelGrid(
         left=layout.px(grid_left),
         top=layout.px(header.height + column_title + note_room),
@@ -198,11 +273,9 @@ def draw_image_panels(
             )
             marker = markers[column]
             if marker is not None:
-                layout.marker(
-                    left + marker.x * scale_x,
-                    top + marker.y * scale_y,
-                    MARKER_STYLES[marker.source],
-                )
+                style = marker_style(marker)
+                dx, dy = inward_shift(marker, style["markersize"] * dpi / 72.0)
+                layout.marker(left + marker.x * scale_x + dx, top + marker.y * scale_y + dy, style)
         left, top = grid.box(row, 0)
         layout.text(
             left - 6, top + grid.height / 2, row_labels[row], ha="right", rotation=90, fontsize=8.5
@@ -218,12 +291,18 @@ def draw_image_panels(
             weight="bold",
         )
 
-    mappable = ScalarMappable(norm=Normalize(0, 1), cmap=cmap)
+    mappable = ScalarMappable(norm=colorbar.norm, cmap=cmap)
     bar_top = header.height + column_title + note_room
     bar_height = min(rows, 2) * panel_height * 0.8
-    add_colorbar(
-        layout, mappable, colorbar_label, width - colorbar_room + 0.15, bar_top, bar_height
+    bar = add_colorbar(
+        layout, mappable, colorbar.label, block_left + grid_width + 0.15, bar_top, bar_height
     )
+    if colorbar.ticks is not None:
+        bar.set_ticks(
+            list(colorbar.ticks),
+            labels=[colorbar.tick_format.format(tick) for tick in colorbar.ticks],
+        )
+        bar.ax.minorticks_off()
     header.draw(figure, marker_legend_handles(markers))
     return layout
 

@@ -8,10 +8,13 @@ from conftest import REFERENCE_DIR
 from PIL import Image
 
 from llrformer.attention_maps import (
+    MIN_OVERLAY_TOP,
     cluster_order,
     keypoint_block,
     keypoint_share,
     mirror_columns,
+    overlay_levels,
+    overlay_top,
     patch_cells,
     patch_part,
     pearson,
@@ -20,17 +23,24 @@ from llrformer.attention_maps import (
     symmetry_score,
     token_similarity,
     top_iou,
+    uniform_multiples,
     visible_patches,
 )
 from llrformer.errors import UserError
 from llrformer.figures import save_figure
+from llrformer.figures_attention import ImageColumn, image_attention_figure
+from llrformer.figures_outputs import choose_landmarks
 from llrformer.figures_overlay import (
     MAX_OVERLAY_ALPHA,
     BlockMap,
+    LandmarkMarker,
     blend_overlay,
+    clamp_marker,
     compose_panel,
     draw_image_panels,
+    marker_legend_handles,
 )
+from llrformer.keypoints import KEYPOINT_NAMES
 from llrformer.patch_grid import PatchGrid
 from llrformer.preprocess import Letterbox
 from llrformer.script_support import default_image_path, parse_heads, parse_layers
@@ -359,3 +369,97 @@ def test_row_map_scores_equal_pixel_map_scores():
         assert np.isclose(rows.pearson_mirrored, full.pearson_mirrored, rtol=0, atol=1e-12)
         assert rows.iou_mirrored == full.iou_mirrored
         assert np.isclose(rows.pearson_unmirrored, full.pearson_unmirrored, rtol=0, atol=1e-12)
+
+
+def test_overlay_levels_flat_map_transparent():
+    rng = np.random.default_rng(3)
+    flat = 1.0 + 0.02 * rng.standard_normal(1024)
+    flat /= flat.sum()
+    peaked = np.full(1024, 0.5 / 1023)
+    peaked[7] = 0.5
+    multiples = uniform_multiples(np.stack([flat, peaked]))
+    top = overlay_top(multiples.max())
+    levels = overlay_levels(multiples, top)
+    assert levels[0].max() < 0.05
+    assert levels[1, 7] == 1.0
+    assert np.all(levels[1, np.arange(1024) != 7] == 0.0)
+
+
+def test_overlay_top_floor_keeps_nearly_flat_faint():
+    assert overlay_top(1.3) == MIN_OVERLAY_TOP
+    assert overlay_top(250.0) == 250.0
+    assert overlay_levels(np.array([1.3]), overlay_top(1.3))[0] < 0.15
+
+
+def flat_figure_panels(kind: str, patch_values: np.ndarray):
+    grid = PatchGrid(5, 8, 2, 3)  # patches of 8 x 12 input pixels, input 96 x 40
+    box = Letterbox.fit((96, 40), (96, 40))
+    radiograph = np.zeros((40, 96, 3), dtype=np.uint8)
+    radiograph[...] = (10, 200, 30)
+    column = ImageColumn("kp", patch_values[None, :], None, None)
+    return image_attention_figure(
+        kind, [column], ["layer 0"], grid, box, radiograph, "test", "source", 100
+    )
+
+
+def test_flat_map_drawn_as_plain_radiograph():
+    grid = PatchGrid(5, 8, 2, 3)
+    flat = np.full(grid.num_patches, 1.0 / grid.num_patches)
+    flat[3] *= 1.01
+    layout = flat_figure_panels("cross", flat / flat.sum())
+    rendered = layout.render().astype(int)
+    plain = np.all(np.abs(rendered - (10, 200, 30)) <= 2, axis=-1)
+    ys, xs = np.nonzero(plain)
+    assert len(ys) > 0
+    # The panel is the bounding box of the plain pixels: every pixel in it is plain.
+    assert plain[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].all()
+    assert (ys.max() - ys.min() + 1) * 96 == (xs.max() - xs.min() + 1) * 40
+
+
+def test_image_figure_states_normalisation():
+    grid = PatchGrid(5, 8, 2, 3)
+    values = np.full(grid.num_patches, 1.0 / grid.num_patches)
+    layout = flat_figure_panels("cross", values)
+    texts = " ".join(text.get_text() for text in layout.figure.texts)
+    bar_labels = " ".join(axes.get_ylabel() for axes in layout.figure.axes)
+    assert "multiple of the uniform level" in texts
+    assert "at least 10x" in texts
+    assert "attention / uniform level" in bar_labels
+    assert "log scale" in bar_labels
+
+
+def test_marker_outside_image_clamped_to_edge():
+    above = clamp_marker(LandmarkMarker(30.0, -12.0, "prediction"), 96, 40)
+    assert (above.x, above.y, above.outside) == (30.0, 0.0, "top")
+    right = clamp_marker(LandmarkMarker(130.0, 20.0, "prediction"), 96, 40)
+    assert (right.x, right.y, right.outside) == (96.0, 20.0, "right")
+    inside = LandmarkMarker(10.0, 10.0, "ground truth")
+    assert clamp_marker(inside, 96, 40) is inside
+
+
+def test_marker_legend_labels():
+    markers = [
+        LandmarkMarker(1.0, 1.0, "ground truth"),
+        LandmarkMarker(1.0, 1.0, "prediction"),
+        LandmarkMarker(0.0, 0.0, "prediction", outside="top"),
+    ]
+    labels = [handle.get_label() for handle in marker_legend_handles(markers)]
+    assert labels == [
+        "ground-truth landmark",
+        "predicted landmark",
+        "predicted landmark outside the image, drawn on its edge",
+    ]
+
+
+def test_partial_ground_truth_note():
+    box = Letterbox.fit((96, 40), (96, 40))
+    ground_truth = np.full((36, 2), 5.0)
+    ground_truth[[0, 15]] = np.nan
+    landmarks = choose_landmarks(ground_truth, np.full((36, 2), 7.0), box)
+    note = landmarks.note(KEYPOINT_NAMES)
+    assert note.startswith("Ground truth is partial: 34 of 36 landmarks annotated")
+    assert "(R_FC, L_LLP)" in note
+    complete = choose_landmarks(np.full((36, 2), 5.0), np.full((36, 2), 7.0), box)
+    assert complete.note(KEYPOINT_NAMES) == ""
+    predicted_only = choose_landmarks(None, np.full((36, 2), 7.0), box)
+    assert predicted_only.note(KEYPOINT_NAMES) == ""
