@@ -8,6 +8,7 @@ with the attention. Matplotlib only adds the text, the markers and the colour ba
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
@@ -23,6 +24,46 @@ OVERLAY_CMAP = "turbo"
 MAX_OVERLAY_ALPHA = 0.6
 
 
+# Overlay values are quantised to this many levels before blending. A step of 1/255 changes
+# a blended pixel by less than one grey level.
+OVERLAY_LEVELS = 256
+
+
+@functools.lru_cache(maxsize=8)
+def blend_tables(cmap: str, max_alpha: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Return per overlay level the radiograph weight [L] and the added colour [L, 3].
+
+    Level i is the value i / (L - 1), and its opacity is `max_alpha` times that value.
+    """
+    values = np.linspace(0.0, 1.0, OVERLAY_LEVELS)
+    colors = colormaps[cmap](values, bytes=True)[:, :3].astype(np.float32)
+    alpha = (max_alpha * values).astype(np.float32)
+    return 1.0 - alpha, colors * alpha[:, None]
+
+
+def overlay_level_index(values: np.ndarray) -> np.ndarray:
+    """Quantise values in 0..1 (clipped) to overlay levels 0..L-1 as uint8."""
+    clipped = np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0)
+    return np.rint(clipped * (OVERLAY_LEVELS - 1)).astype(np.uint8)
+
+
+def blend_levels(
+    gray_rgb: np.ndarray,
+    levels: np.ndarray,
+    cmap: str = OVERLAY_CMAP,
+    max_alpha: float = MAX_OVERLAY_ALPHA,
+) -> np.ndarray:
+    """Blend overlay levels [h, w] uint8 (`overlay_level_index`) over [h, w, 3] uint8.
+
+    Two table lookups per pixel replace a colour-map call and a per-pixel opacity.
+    """
+    keep, add = blend_tables(cmap, float(max_alpha))
+    blended = gray_rgb * keep[levels][..., None]
+    blended += add[levels]
+    blended += 0.5
+    return np.clip(blended, 0, 255, out=blended).astype(np.uint8)
+
+
 def blend_overlay(
     gray_rgb: np.ndarray,
     values: np.ndarray,
@@ -34,11 +75,7 @@ def blend_overlay(
     The overlay's opacity grows with the value (0 where the value is 0, `max_alpha` at 1), so
     the radiograph stays visible where attention is low, and through every colour.
     """
-    values = np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0)
-    colors = colormaps[cmap](values, bytes=True)[..., :3].astype(np.float32)
-    alpha = (max_alpha * values)[..., None]
-    blended = gray_rgb.astype(np.float32) * (1.0 - alpha) + colors * alpha
-    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return blend_levels(gray_rgb, overlay_level_index(values), cmap, max_alpha)
 
 
 def nearest_indices(source: int, target: int) -> np.ndarray:
@@ -113,10 +150,10 @@ def marker_legend_handles(markers: Sequence[Optional[LandmarkMarker]]) -> List[L
     Markers moved onto the image edge get their own entry, which says so.
     """
     handles = []
-    shown = [marker for marker in markers if marker is not None]
-    for source in dict.fromkeys(marker.source for marker in shown):
-        inside = [marker for marker in shown if marker.source == source and not marker.outside]
-        outside = [marker for marker in shown if marker.source == source and marker.outside]
+    drawn = [marker for marker in markers if marker is not None]
+    for source in dict.fromkeys(marker.source for marker in drawn):
+        inside = [marker for marker in drawn if marker.source == source and not marker.outside]
+        outside = [marker for marker in drawn if marker.source == source and marker.outside]
         if inside:
             style = marker_style(inside[0])
             handles.append(Line2D([], [], linestyle="", label=MARKER_LABELS[source], **style))
@@ -165,7 +202,9 @@ def compose_panel(
     """
     rows = nearest_indices(image.shape[0], height)
     columns = nearest_indices(image.shape[1], width)
-    return blend_overlay(image[rows][:, columns], values.sample(rows, columns), cmap)
+    # Quantising the blocks before sampling keeps the per-pixel work to uint8 lookups.
+    levels = replace(values, blocks=overlay_level_index(values.blocks)).sample(rows, columns)
+    return blend_levels(image[rows][:, columns], levels, cmap)
 
 
 @dataclass(frozen=True)
