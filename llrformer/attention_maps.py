@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from .preprocess import Letterbox
 
 TOP_FRACTION = 0.10
+# Colour scale modes of the keypoint matrices: probabilities on one scale for all layers,
+# each layer divided by its maximum, or each row rescaled to sum to 1 over keypoint tokens.
+MATRIX_SCALES = ("shared", "layer", "row")
 # The top of the keypoint-to-image colour scale is at least this multiple of the uniform
 # attention level, so that a nearly flat map stays nearly transparent instead of filling
 # the whole colour scale.

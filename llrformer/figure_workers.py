@@ -5,11 +5,11 @@ core. A script starts the workers first: they import the figure modules while th
 process imports torch and runs the model, then draw the figures side by side. The main
 process never imports matplotlib.
 
-    with FigureWorkers(2, ["llrformer.figures_outputs"], verbose) as workers:
+    with FigureWorkers(default_worker_count(2), ["llrformer.figures_attention"]) as workers:
         ...  # import torch, run the model
-        pending = [workers.submit(draw_one, arrays, path), workers.submit(draw_two, ...)]
-        for job in pending:
-            job.result()  # re-raises a worker's exception, UserError included
+        jobs = [workers.submit(draw_one, arrays, path), workers.submit(draw_two, ...)]
+        for job in jobs:
+            job.get()  # re-raises a worker's exception, UserError included
 
 Submitted functions must be module-level functions, and their arguments picklable.
 """
@@ -21,8 +21,8 @@ import logging
 import multiprocessing
 import os
 import signal
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Callable, Optional, Sequence
+import sys
+from typing import Any, Callable, Optional, Sequence
 
 from .errors import setup_logging
 
@@ -30,25 +30,41 @@ logger = logging.getLogger(__name__)
 
 
 def _prepare_worker(modules: Sequence[str], verbose: bool) -> None:
-    # Ctrl-C reaches the whole process group. The main process reports it and shuts the pool
-    # down, so the workers ignore it instead of printing tracebacks of their own.
+    # Ctrl-C reaches the whole process group. The main process reports it and stops the
+    # workers, so the workers ignore it instead of printing tracebacks of their own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     setup_logging(verbose)
     for name in modules:
         importlib.import_module(name)
 
 
-def _started() -> int:
-    return os.getpid()
+def default_worker_count(wanted: int) -> int:
+    """Return `wanted` where workers pay off, else 0 (draw in the calling process).
 
-
-def default_worker_count() -> int:
-    """Return 2 where at least two CPU cores are available to this process, else 0."""
+    Workers pay off when at least two CPU cores are available and torch is not imported yet,
+    so that their start overlaps the torch import. A process that has imported torch
+    already (a test session, a notebook) draws the figures itself.
+    """
+    if "torch" in sys.modules:
+        return 0
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    return 2 if cores >= 2 else 0
+    return wanted if cores >= 2 else 0
+
+
+class _Finished:
+    """Result of a job that ran in the calling process, with the interface of AsyncResult."""
+
+    def __init__(self, value: Any = None, error: Optional[BaseException] = None) -> None:
+        self._value = value
+        self._error = error
+
+    def get(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class FigureWorkers:
@@ -59,38 +75,38 @@ class FigureWorkers:
     """
 
     def __init__(self, count: int, modules: Sequence[str], verbose: bool = False) -> None:
-        self._executor: Optional[ProcessPoolExecutor] = None
-        if count < 1:
-            return
-        self._executor = ProcessPoolExecutor(
-            max_workers=count,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_prepare_worker,
-            initargs=(tuple(modules), verbose),
-        )
-        # One job per worker starts every process now, so their imports overlap the caller's.
-        for _ in range(count):
-            self._executor.submit(_started)
+        self._pool = None
+        logger.debug("figure worker processes: %d", count)
+        if count > 0:
+            self._pool = multiprocessing.get_context("spawn").Pool(
+                count, initializer=_prepare_worker, initargs=(tuple(modules), verbose)
+            )
 
-    def submit(self, function: Callable, *args, **kwargs) -> Future:
-        """Run `function(*args, **kwargs)` in a worker and return its Future."""
-        if self._executor is not None:
-            return self._executor.submit(function, *args, **kwargs)
-        future: Future = Future()
+    def submit(self, function: Callable, *args, **kwargs):
+        """Run `function(*args, **kwargs)` in a worker and return an object whose get() waits.
+
+        get() returns the function's result or raises its exception.
+        """
+        if self._pool is not None:
+            return self._pool.apply_async(function, args, kwargs)
         try:
-            future.set_result(function(*args, **kwargs))
-        except Exception as error:  # noqa: BLE001 - re-raised by future.result()
-            future.set_exception(error)
-        return future
+            return _Finished(function(*args, **kwargs))
+        except Exception as error:  # noqa: BLE001 - raised again by get()
+            return _Finished(error=error)
 
-    def close(self, cancel: bool = False) -> None:
-        """Stop the workers. With `cancel`, jobs that have not started are dropped."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=not cancel, cancel_futures=cancel)
-            self._executor = None
+    def close(self, stop: bool = False) -> None:
+        """Wait for the submitted jobs and end the workers. With `stop`, end them at once."""
+        if self._pool is None:
+            return
+        if stop:
+            self._pool.terminate()
+        else:
+            self._pool.close()
+        self._pool.join()
+        self._pool = None
 
     def __enter__(self) -> FigureWorkers:
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        self.close(cancel=exc_type is not None)
+        self.close(stop=exc_type is not None)

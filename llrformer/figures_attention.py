@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 
 from .attention_maps import (
+    MATRIX_SCALES,
     MIN_OVERLAY_TOP,
     average_heads,
     cluster_order,
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from .patch_grid import PatchGrid
     from .preprocess import Letterbox
 
-MATRIX_SCALES = ("shared", "layer", "row")
 MATRIX_CMAP = "viridis"
 
 

@@ -1,6 +1,8 @@
 """Files and printed tables of the visualization scripts: figures, shares and symmetry.
 
-Every file is written atomically; the functions log each path they write.
+Every file is written atomically; the functions log each path they write. matplotlib is
+imported only by the functions that draw, so a script's main process can prepare the
+figures without it and leave the drawing to figure workers (`figure_workers`).
 """
 
 from __future__ import annotations
@@ -23,18 +25,10 @@ from .attention_maps import (
     symmetry_csv,
     symmetry_table,
 )
-from .figures import save_figure
-from .figures_attention import (
-    ImageColumn,
-    heads_text,
-    image_attention_figure,
-    keypoint_matrix_figure,
-    layer_labels,
-)
-from .figures_overlay import LandmarkMarker
 from .fileio import write_text_atomic
 
 if TYPE_CHECKING:
+    from .figures_overlay import LandmarkMarker
     from .patch_grid import PatchGrid
     from .preprocess import Letterbox
 
@@ -84,6 +78,9 @@ def write_matrix_figures(
     dpi: int,
 ) -> List[Path]:
     """Write the keypoint matrix figure averaged over all heads, plus one per chosen head."""
+    from .figures import save_figure
+    from .figures_attention import keypoint_matrix_figure
+
     written = []
     selections = [(None, path)] + [([head], head_suffixed(path, head)) for head in heads or []]
     for selection, target in selections:
@@ -145,6 +142,8 @@ def choose_landmarks(
 
 def marker_for(landmarks: Landmarks, index: int, letterbox: Letterbox) -> LandmarkMarker:
     """Return the marker of a landmark in pixels of the image the model read."""
+    from .figures_overlay import LandmarkMarker
+
     x, y = letterbox.to_original(landmarks.positions[index])
     return LandmarkMarker(float(x), float(y), landmarks.sources[index])
 
@@ -207,37 +206,57 @@ def write_image_figures(
 
     Rows are `layers`, columns `keypoints`.
     """
-    num_heads = next(iter(attention.values())).shape[1]
-    num_keypoints = attention["self"].shape[2]
-    shares = keypoint_share(average_heads(attention["self"]), num_keypoints)
-    written = []
-    for kind, values in patch_attention(attention, num_keypoints, None).items():
-        columns = [
-            ImageColumn(
-                label=f"{index} {context.names[index]}",
-                patch_values=values[list(layers), index],
-                keypoint_share=shares[list(layers), index] if kind == "self" else None,
-                marker=marker_for(context.landmarks, index, context.letterbox),
-            )
-            for index in keypoints
-        ]
-        figure = image_attention_figure(
-            kind,
-            columns,
-            layer_labels(layers),
-            context.grid,
-            context.letterbox,
-            context.image_rgb,
-            heads_text(None, num_heads),
-            context.source_line,
-            context.dpi,
-            landmark_line(context),
+    return [
+        write_image_figure(kind, attention[kind], layers, keypoints, context, out_dir)
+        for kind in attention
+    ]
+
+
+def write_image_figure(
+    kind: str,
+    values: np.ndarray,
+    layers: Sequence[int],
+    keypoints: Sequence[int],
+    context: ImageContext,
+    out_dir: Path,
+) -> Path:
+    """Write the keypoint-to-image figure of one attention kind, averaged over all heads.
+
+    `values` is the recorded attention of that kind: keypoint rows [layers, heads, K, K + P]
+    for "self", [layers, heads, K, P] for "cross".
+    """
+    from .figures import save_figure
+    from .figures_attention import ImageColumn, heads_text, image_attention_figure, layer_labels
+
+    num_heads, num_keypoints = values.shape[1], values.shape[2]
+    averaged = average_heads(values)
+    shares = keypoint_share(averaged, num_keypoints) if kind == "self" else None
+    patch_values = patch_part(averaged, num_keypoints) if kind == "self" else averaged
+    columns = [
+        ImageColumn(
+            label=f"{index} {context.names[index]}",
+            patch_values=patch_values[list(layers), index],
+            keypoint_share=shares[list(layers), index] if shares is not None else None,
+            marker=marker_for(context.landmarks, index, context.letterbox),
         )
-        target = image_figure_path(out_dir, kind, keypoints)
-        save_figure(figure, target)
-        logger.info("wrote %s", target)
-        written.append(target)
-    return written
+        for index in keypoints
+    ]
+    figure = image_attention_figure(
+        kind,
+        columns,
+        layer_labels(layers),
+        context.grid,
+        context.letterbox,
+        context.image_rgb,
+        heads_text(None, num_heads),
+        context.source_line,
+        context.dpi,
+        landmark_line(context),
+    )
+    target = image_figure_path(out_dir, kind, keypoints)
+    save_figure(figure, target)
+    logger.info("wrote %s", target)
+    return target
 
 
 def write_head_figures(
@@ -249,7 +268,10 @@ def write_head_figures(
     out_dir: Path,
 ) -> List[Path]:
     """Write, per attention kind and keypoint, a figure with rows = layers, columns = heads."""
-    num_keypoints = attention["self"].shape[2]
+    from .figures import save_figure
+    from .figures_attention import ImageColumn, image_attention_figure, layer_labels
+
+    num_keypoints = next(iter(attention.values())).shape[2]
     written = []
     for kind, values in attention.items():
         for index in keypoints:

@@ -196,6 +196,27 @@ def test_scripts_run_as_files_from_both_folders(
     assert "keypoint_token_similarity.png" in written(out_dir)
 
 
+def test_figure_workers_draw_same_files(
+    tiny_config_path, tiny_checkpoint, annotated_image, tmp_path
+):
+    # In this test process torch is imported, so main() draws without workers; a script
+    # started as a file draws in two worker processes.
+    options = model_options(tiny_config_path, tiny_checkpoint, tmp_path / "inline")
+    options += ["--image", str(annotated_image), "--heads", "all"]
+    assert visualize_script.main(options) == 0
+    options[options.index(str(tmp_path / "inline"))] = str(tmp_path / "workers")
+
+    result = run_script_file("attention_visualize.py", options + ["-v"], REPO_ROOT)
+
+    assert result.returncode == 0, result.stderr
+    assert "figure worker processes: 2" in result.stderr
+    names = written(tmp_path / "inline")
+    assert written(tmp_path / "workers") == names
+    for name in names:
+        inline = (tmp_path / "inline" / name).read_bytes()
+        assert (tmp_path / "workers" / name).read_bytes() == inline, name
+
+
 @pytest.fixture
 def config_without_checkpoints(tmp_path: Path) -> Path:
     path = tmp_path / "nowhere.yaml"

@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llrformer import figures_outputs as outputs  # noqa: E402
 from llrformer import script_support as support  # noqa: E402
+from llrformer.attention_maps import MATRIX_SCALES  # noqa: E402
 from llrformer.errors import run_cli, setup_logging  # noqa: E402
-from llrformer.figures_attention import MATRIX_SCALES  # noqa: E402
+from llrformer.figure_workers import FigureWorkers, default_worker_count  # noqa: E402
 
 OUTPUT_NAME = "cross_keypoint_attention_layers.png"
 SHARE_CSV_NAME = "keypoint_token_share.csv"
@@ -48,6 +49,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    # The worker imports matplotlib while this process imports torch (see figure_workers).
+    with FigureWorkers(default_worker_count(1), support.FIGURE_MODULES, args.verbose) as workers:
+        return run(args, parser, workers)
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser, workers: FigureWorkers) -> int:
     timer = support.StepTimer()
     dpi = support.check_dpi(args.dpi)
     device = support.check_device(args.device)
@@ -66,11 +73,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         self_rows = support.record_self_attention(model, image.rgb)
 
     support.create_out_dir(out_dir)
-    outputs.report_keypoint_share(
-        self_rows, selection.layers, selection.keypoints, selection.names, out_dir / SHARE_CSV_NAME
-    )
     with timer.step("figures"):
-        outputs.write_matrix_figures(
+        job = workers.submit(
+            outputs.write_matrix_figures,
             self_rows,
             selection.layers,
             selection.heads,
@@ -81,6 +86,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             out_dir / OUTPUT_NAME,
             dpi,
         )
+        outputs.report_keypoint_share(
+            self_rows,
+            selection.layers,
+            selection.keypoints,
+            selection.names,
+            out_dir / SHARE_CSV_NAME,
+        )
+        job.get()
     timer.finish()
     return 0
 

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llrformer import figures_outputs as outputs  # noqa: E402
 from llrformer import script_support as support  # noqa: E402
+from llrformer.attention_maps import MATRIX_SCALES  # noqa: E402
 from llrformer.errors import run_cli, setup_logging  # noqa: E402
-from llrformer.figures_attention import MATRIX_SCALES  # noqa: E402
-from llrformer.inference import predict  # noqa: E402
+from llrformer.figure_workers import FigureWorkers, default_worker_count  # noqa: E402
 
 MATRIX_NAME = "cross_keypoint_attention_layers.jpg"
 SHARE_CSV_NAME = "keypoint_token_share.csv"
@@ -55,6 +55,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    # The workers import matplotlib while this process imports torch (see figure_workers).
+    with FigureWorkers(default_worker_count(2), support.FIGURE_MODULES, args.verbose) as workers:
+        return run(args, parser, workers)
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser, workers: FigureWorkers) -> int:
     timer = support.StepTimer()
     dpi = support.check_dpi(args.dpi)
     device = support.check_device(args.device)
@@ -72,6 +78,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         model = support.load_model(cfg, checkpoint, device)
 
     with timer.step("forward pass"):
+        from llrformer.inference import predict
+
         device = next(model.parameters()).device
         prediction = predict(model, image.rgb, record=True, keypoint_rows_only=True, device=device)
     attention = {"self": prediction.self_attention, "cross": prediction.cross_attention}
@@ -79,27 +87,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         image.ground_truth, prediction.keypoints_input, prediction.letterbox
     )
     source = support.source_line(image.path, checkpoint)
-
-    support.create_out_dir(out_dir)
-    outputs.report_keypoint_share(
-        attention["self"],
-        selection.layers,
-        selection.keypoints,
-        selection.names,
-        out_dir / SHARE_CSV_NAME,
-    )
-    with timer.step("matrix figures"):
-        outputs.write_matrix_figures(
-            attention["self"],
-            selection.layers,
-            selection.heads,
-            selection.keypoints,
-            selection.names,
-            args.scale,
-            source,
-            out_dir / MATRIX_NAME,
-            dpi,
-        )
     context = outputs.ImageContext(
         model.grid,
         prediction.letterbox,
@@ -109,30 +96,68 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         source,
         dpi,
     )
-    with timer.step("keypoint-to-image figures"):
-        outputs.write_image_figures(
-            attention, selection.layers, selection.image_keypoints, context, out_dir
-        )
-        if selection.heads is not None:
-            outputs.write_head_figures(
-                attention,
+
+    support.create_out_dir(out_dir)
+    with timer.step("figures"):
+        # The slowest figures go first, so that both workers stay busy to the end.
+        jobs = [
+            workers.submit(
+                outputs.write_image_figure,
+                kind,
+                attention[kind],
                 selection.layers,
-                selection.heads,
                 selection.image_keypoints,
                 context,
                 out_dir,
             )
-
-    indices = "_".join(str(index) for index in selection.image_keypoints)
-    outputs.report_symmetry(
-        attention,
-        selection.layers,
-        selection.image_keypoints,
-        model.grid,
-        landmarks,
-        selection.names,
-        out_dir / f"left_right_symmetry_keypoints_{indices}.csv",
-    )
+            for kind in attention
+        ]
+        jobs.append(
+            workers.submit(
+                outputs.write_matrix_figures,
+                attention["self"],
+                selection.layers,
+                selection.heads,
+                selection.keypoints,
+                selection.names,
+                args.scale,
+                source,
+                out_dir / MATRIX_NAME,
+                dpi,
+            )
+        )
+        if selection.heads is not None:
+            jobs += [
+                workers.submit(
+                    outputs.write_head_figures,
+                    {kind: attention[kind]},
+                    selection.layers,
+                    selection.heads,
+                    selection.image_keypoints,
+                    context,
+                    out_dir,
+                )
+                for kind in attention
+            ]
+        outputs.report_keypoint_share(
+            attention["self"],
+            selection.layers,
+            selection.keypoints,
+            selection.names,
+            out_dir / SHARE_CSV_NAME,
+        )
+        indices = "_".join(str(index) for index in selection.image_keypoints)
+        outputs.report_symmetry(
+            attention,
+            selection.layers,
+            selection.image_keypoints,
+            model.grid,
+            landmarks,
+            selection.names,
+            out_dir / f"left_right_symmetry_keypoints_{indices}.csv",
+        )
+        for job in jobs:
+            job.get()
     timer.finish()
     return 0
 
