@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 # The window of a target Gaussian reaches this many sigmas from its centre cell.
 GAUSSIAN_RADIUS_SIGMAS = 3
+# MODEL.TARGET_TYPE values: the published Gaussian centred on a whole heatmap cell, or one
+# centred on the exact keypoint position (see `make_targets`).
+TARGET_TYPES = ("gaussian", "gaussian_subpixel")
 
 
 @dataclass
@@ -158,12 +161,16 @@ def make_targets(
     input_size: Tuple[int, int],
     heatmap_size: Tuple[int, int],
     sigma: float,
+    subpixel: bool = False,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Build Gaussian target heatmaps [K, Hh, Wh] float32 and target weights [K] float32.
 
-    Keypoints [K, 2] are input pixels. Each Gaussian (sigma in heatmap pixels, cut off at
-    3 sigma) is centred on the cell (int(x * Wh / W), int(y * Hh / H)). A keypoint that is
-    not visible or lies outside the input gets an all-zero heatmap and weight 0.
+    Keypoints [K, 2] are input pixels, sigma is in heatmap pixels and each Gaussian is cut off
+    at 3 sigma from its centre. The published encoding centres it on the cell
+    (int(x * Wh / W), int(y * Hh / H)), which moves the peak by up to one cell. With
+    `subpixel` it is centred on the keypoint itself, so a model can learn positions finer
+    than a cell. `decode_heatmaps` reads both back the same way. A keypoint that is not
+    visible or lies outside the input gets an all-zero heatmap and weight 0.
     """
     input_w, input_h = input_size
     heatmap_w, heatmap_h = heatmap_size
@@ -172,8 +179,13 @@ def make_targets(
     with np.errstate(invalid="ignore"):
         inside = visible & np.isfinite(x) & np.isfinite(y)
         inside &= (x >= 0) & (x < input_w) & (y >= 0) & (y < input_h)
-    centre_x = np.where(inside, np.nan_to_num(x) * heatmap_w / input_w, 0).astype(np.int64)
-    centre_y = np.where(inside, np.nan_to_num(y) * heatmap_h / input_h, 0).astype(np.int64)
+    centre_x = np.where(inside, np.nan_to_num(x) * heatmap_w / input_w, 0.0)
+    centre_y = np.where(inside, np.nan_to_num(y) * heatmap_h / input_h, 0.0)
+    if subpixel:
+        # Cell i is centred on heatmap coordinate i + 0.5, the centre of its input pixels.
+        centre_x, centre_y = centre_x - 0.5, centre_y - 0.5
+    else:
+        centre_x, centre_y = np.floor(centre_x), np.floor(centre_y)
 
     columns = np.arange(heatmap_w)[None, None, :] - centre_x[:, None, None]
     rows = np.arange(heatmap_h)[None, :, None] - centre_y[:, None, None]
@@ -182,6 +194,20 @@ def make_targets(
     heatmaps[(np.abs(columns) > radius) | (np.abs(rows) > radius)] = 0.0
     heatmaps[~inside] = 0.0
     return heatmaps.astype(np.float32), inside.astype(np.float32)
+
+
+def uses_subpixel_targets(cfg: ConfigNode) -> bool:
+    """Return True for MODEL.TARGET_TYPE gaussian_subpixel, False for gaussian.
+
+    Raises UserError for any other value.
+    """
+    target_type = str(cfg.MODEL.TARGET_TYPE).lower()
+    if target_type not in TARGET_TYPES:
+        raise UserError(
+            f"{cfg.get('path') or 'config'}: MODEL.TARGET_TYPE {cfg.MODEL.TARGET_TYPE!r} is not "
+            f"supported; use {' or '.join(TARGET_TYPES)}"
+        )
+    return target_type == "gaussian_subpixel"
 
 
 @dataclass(frozen=True)
@@ -324,6 +350,7 @@ class LandmarkDataset(torch.utils.data.Dataset):
         self.input_size = tuple(cfg.MODEL.IMAGE_SIZE)
         self.heatmap_size = tuple(cfg.MODEL.HEATMAP_SIZE)
         self.sigma = float(cfg.MODEL.SIGMA)
+        self.subpixel = uses_subpixel_targets(cfg)
         self.settings = AugmentationSettings.from_config(cfg) if train else AugmentationSettings()
         self.train = train
         self.seed = seed
@@ -342,7 +369,7 @@ class LandmarkDataset(torch.utils.data.Dataset):
             rng = np.random.default_rng((self.seed, self.epoch, index))
             image, keypoints, visible = augment(image, keypoints, visible, rng, self.settings)
         target, weight = make_targets(
-            keypoints, visible, self.input_size, self.heatmap_size, self.sigma
+            keypoints, visible, self.input_size, self.heatmap_size, self.sigma, self.subpixel
         )
         return {
             "image": normalize_image(image),

@@ -36,8 +36,9 @@ def decode_heatmaps(
 
     `input_size` is the model input (width, height). Heatmap cell (row, col) covers input
     pixels [col * sx, (col + 1) * sx) x [row * sy, (row + 1) * sy), and its centre maps to
-    ((col + 0.5) * sx, (row + 0.5) * sy), which undoes the int() of target generation on
-    average. Returns (coordinates, peak values [..., K]).
+    ((col + 0.5) * sx, (row + 0.5) * sy). This undoes the int() of the published targets on
+    average and recovers a noise-free sub-pixel target exactly (see `make_targets`). Returns
+    (coordinates, peak values [..., K]).
     """
     heatmaps = np.asarray(heatmaps, dtype=np.float64)
     *leading, height, width = heatmaps.shape

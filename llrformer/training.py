@@ -23,7 +23,7 @@ from torch import nn
 
 from .checkpoint import extract_state_dict, read_checkpoint
 from .config import ConfigNode, resolve_repo_path, run_directory, save_config
-from .data import LandmarkDataset, LandmarkSample, load_split
+from .data import LandmarkDataset, LandmarkSample, load_split, uses_subpixel_targets
 from .decode import decode_heatmaps
 from .errors import UserError
 from .fileio import atomic_path, write_text_atomic
@@ -504,6 +504,7 @@ def _prepare_and_run(
 ) -> Dict[str, object]:
     resuming = options.resume is not None
     check_loss_settings(cfg)
+    uses_subpixel_targets(cfg)  # rejects an unsupported MODEL.TARGET_TYPE before loading data
     check_run_directory(run_dir, resuming, options.overwrite)
     pretrained = None
     if cfg.MODEL.PRETRAINED and not resuming:

@@ -17,7 +17,8 @@ from conftest import REPO_ROOT, TINY_CONFIG
 
 from llrformer.checkpoint import load_model, read_checkpoint
 from llrformer.config import load_config
-from llrformer.data import AugmentationSettings, augment, make_targets
+from llrformer.data import AugmentationSettings, augment, make_targets, uses_subpixel_targets
+from llrformer.decode import decode_heatmaps
 from llrformer.errors import UserError, run_cli
 from llrformer.keypoints import KEYPOINT_NAMES, LOSS_GROUPS
 from llrformer.model import build_model
@@ -369,6 +370,64 @@ def test_targets_peak_at_truncated_cell():
     assert weight.tolist() == [1.0, 1.0, 0.0, 0.0]
     assert not target[2].any()
     assert not target[3].any()
+
+
+def test_subpixel_targets_decode_to_keypoints():
+    rng = np.random.default_rng(3)
+    keypoints = rng.uniform([8, 8], [40, 88], size=(36, 2))
+    visible = np.ones(36, bool)
+
+    target, weight = make_targets(keypoints, visible, (48, 96), (12, 24), 2, subpixel=True)
+    published, _ = make_targets(keypoints, visible, (48, 96), (12, 24), 2)
+    decoded, peaks = decode_heatmaps(target, (48, 96))
+    decoded_published, _ = decode_heatmaps(published, (48, 96))
+
+    assert weight.tolist() == [1.0] * 36
+    # A heatmap cell is 4 input pixels wide, so 0.05 px is about 0.01 cell.
+    assert np.abs(decoded - keypoints).max() < 0.05
+    assert np.all(peaks > 0.8)
+    # The published targets move each peak by up to one cell, and the decoder cannot undo it.
+    assert np.abs(decoded_published - keypoints).max() > 1.0
+
+
+def test_subpixel_target_centres_on_keypoint():
+    # Heatmap cells are 4 input pixels wide. x = 10 is the centre of cell 2 and x = 11 a
+    # quarter cell to its right. y = 14 is the centre of row 3.
+    keypoints = np.array([[10.0, 14.0], [11.0, 14.0]])
+    target, _ = make_targets(keypoints, np.ones(2, bool), (48, 96), (12, 24), 2, subpixel=True)
+
+    centred, shifted = target[0, 3], target[1, 3]
+    assert centred[2] == pytest.approx(1.0)
+    assert centred[1] == pytest.approx(centred[3], rel=1e-6)
+    assert centred[0] == pytest.approx(centred[4], rel=1e-6)
+    assert shifted[2] == pytest.approx(np.exp(-(0.25**2) / 8), rel=1e-6)
+    assert shifted[3] == pytest.approx(np.exp(-(0.75**2) / 8), rel=1e-6)
+    assert target[1, :, 2].argmax() == 3
+
+
+def test_target_type_names_are_checked(tmp_path):
+    config = tmp_path / "targets.yaml"
+    config.write_text(
+        TINY_CONFIG.replace("  SIGMA: 2", "  SIGMA: 2\n  TARGET_TYPE: gaussian_subpixel")
+    )
+    assert uses_subpixel_targets(load_config(config))
+    config.write_text(TINY_CONFIG.replace("  SIGMA: 2", "  SIGMA: 2\n  TARGET_TYPE: gaussian"))
+    assert not uses_subpixel_targets(load_config(config))
+
+    config.write_text(TINY_CONFIG.replace("  SIGMA: 2", "  SIGMA: 2\n  TARGET_TYPE: offset"))
+    with pytest.raises(UserError, match="MODEL.TARGET_TYPE 'offset' is not supported"):
+        uses_subpixel_targets(load_config(config))
+
+
+def test_unknown_target_type_stops_training(tmp_path, data_root, capsys):
+    config = write_config(tmp_path, data_root)
+    config.write_text(config.read_text().replace("  SIGMA: 2", "  SIGMA: 2\n  TARGET_TYPE: offset"))
+
+    status, output = run_tool(train_tool, ["--cfg", config, "--max-steps", "1"], capsys)
+
+    assert status == 2
+    assert "MODEL.TARGET_TYPE 'offset' is not supported" in output.err
+    assert not run_dir_of(tmp_path).exists()
 
 
 def _dots(points: np.ndarray, size=(48, 96), values=None) -> np.ndarray:
