@@ -9,7 +9,7 @@ process never imports matplotlib.
         ...  # import torch, run the model
         jobs = [workers.submit(draw_one, arrays, path), workers.submit(draw_two, ...)]
         for job in jobs:
-            job.get()  # re-raises a worker's exception, UserError included
+            job.result()  # raises a worker's exception again, UserError included
 
 Submitted functions must be module-level functions, and their arguments picklable.
 """
@@ -22,7 +22,8 @@ import multiprocessing
 import os
 import signal
 import sys
-from typing import Any, Callable, Optional, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Callable, Optional, Sequence
 
 from .errors import setup_logging
 
@@ -43,9 +44,10 @@ def default_worker_count(wanted: int) -> int:
 
     Workers pay off when at least two CPU cores are available and torch is not imported yet,
     so that their start overlaps the torch import. A process that has imported torch
-    already (a test session, a notebook) draws the figures itself.
+    already (a test session, a notebook) draws the figures itself. The environment variable
+    LLRFORMER_FIGURE_WORKERS=0 turns the workers off.
     """
-    if "torch" in sys.modules:
+    if os.environ.get("LLRFORMER_FIGURE_WORKERS", "").strip() == "0" or "torch" in sys.modules:
         return 0
     try:
         cores = len(os.sched_getaffinity(0))
@@ -54,59 +56,53 @@ def default_worker_count(wanted: int) -> int:
     return wanted if cores >= 2 else 0
 
 
-class _Finished:
-    """Result of a job that ran in the calling process, with the interface of AsyncResult."""
-
-    def __init__(self, value: Any = None, error: Optional[BaseException] = None) -> None:
-        self._value = value
-        self._error = error
-
-    def get(self) -> Any:
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 class FigureWorkers:
     """A pool of `count` processes that import `modules` at once and then run submitted jobs.
 
     With `count` 0, `submit` runs each job at once in the calling process. Worker processes
-    are started with "spawn", so they inherit no state (threads, torch) from the caller.
+    are started with "spawn", so they inherit no state (threads, torch) from the caller. A
+    worker that dies (killed, out of memory) makes `result()` raise BrokenProcessPool
+    instead of waiting forever.
     """
 
     def __init__(self, count: int, modules: Sequence[str], verbose: bool = False) -> None:
-        self._pool = None
+        self._executor: Optional[ProcessPoolExecutor] = None
         logger.debug("figure worker processes: %d", count)
-        if count > 0:
-            self._pool = multiprocessing.get_context("spawn").Pool(
-                count, initializer=_prepare_worker, initargs=(tuple(modules), verbose)
-            )
-
-    def submit(self, function: Callable, *args, **kwargs):
-        """Run `function(*args, **kwargs)` in a worker and return an object whose get() waits.
-
-        get() returns the function's result or raises its exception.
-        """
-        if self._pool is not None:
-            return self._pool.apply_async(function, args, kwargs)
-        try:
-            return _Finished(function(*args, **kwargs))
-        except Exception as error:  # noqa: BLE001 - raised again by get()
-            return _Finished(error=error)
-
-    def close(self, stop: bool = False) -> None:
-        """Wait for the submitted jobs and end the workers. With `stop`, end them at once."""
-        if self._pool is None:
+        if count < 1:
             return
-        if stop:
-            self._pool.terminate()
-        else:
-            self._pool.close()
-        self._pool.join()
-        self._pool = None
+        self._executor = ProcessPoolExecutor(
+            max_workers=count,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_prepare_worker,
+            initargs=(tuple(modules), verbose),
+        )
+        # The executor starts a process per submitted job, up to `count`. Starting them all
+        # now lets their imports overlap the caller's work.
+        for _ in range(count):
+            self._executor.submit(os.getpid)
+
+    def submit(self, function: Callable, *args, **kwargs) -> Future:
+        """Run `function(*args, **kwargs)` in a worker and return its Future.
+
+        result() returns the function's result or raises its exception.
+        """
+        if self._executor is not None:
+            return self._executor.submit(function, *args, **kwargs)
+        future: Future = Future()
+        try:
+            future.set_result(function(*args, **kwargs))
+        except Exception as error:  # noqa: BLE001 - raised again by result()
+            future.set_exception(error)
+        return future
+
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the submitted jobs and end the workers. With `cancel`, drop waiting jobs."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=cancel)
+            self._executor = None
 
     def __enter__(self) -> FigureWorkers:
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        self.close(stop=exc_type is not None)
+        self.close(cancel=exc_type is not None)

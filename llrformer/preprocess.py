@@ -1,17 +1,21 @@
 """Letterboxing, ImageNet normalisation and the coordinate mappings between them.
 
 Coordinates are (x, y) pixels. "Input" pixels are those of the letterboxed model input of
-MODEL.IMAGE_SIZE; "original" pixels are those of the image as read from disk.
+MODEL.IMAGE_SIZE; "original" pixels are those of the image as read from disk. torch is
+imported only by the functions that make tensors, so that figure workers, which receive
+Letterbox objects, never import it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple
 
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -73,6 +77,8 @@ def letterbox_image(rgb: np.ndarray, input_size: Tuple[int, int]) -> Tuple[np.nd
 
 def normalize_image(rgb: np.ndarray) -> torch.Tensor:
     """Turn a uint8 RGB image [H, W, 3] into an ImageNet-normalised float tensor [3, H, W]."""
+    import torch
+
     tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -81,6 +87,8 @@ def normalize_image(rgb: np.ndarray) -> torch.Tensor:
 
 def denormalize_image(tensor: torch.Tensor) -> np.ndarray:
     """Invert `normalize_image`: [3, H, W] float tensor to uint8 RGB [H, W, 3]."""
+    import torch
+
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     rgb = (tensor.detach().cpu() * std + mean).clamp(0, 1).mul(255).round()
