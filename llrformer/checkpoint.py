@@ -51,6 +51,14 @@ def read_checkpoint(path: PathLike) -> object:
     whose unpickling would run code.
     """
     path = check_checkpoint_file(path)
+    with open(path, "rb") as handle:
+        start = handle.read(2)
+    # torch.save writes a zip file, or a pickle (protocol byte 0x80) in the legacy format.
+    if not (start.startswith(b"PK") or start.startswith(b"\x80")):
+        raise UserError(
+            f"{path} is not a PyTorch checkpoint: it is neither a zip file nor a pickle; "
+            "pass a file written by torch.save"
+        )
     try:
         return _torch_load(path, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as error:

@@ -96,10 +96,25 @@ class FigureWorkers:
         return future
 
     def close(self, cancel: bool = False) -> None:
-        """Wait for the submitted jobs and end the workers. With `cancel`, drop waiting jobs."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=cancel)
-            self._executor = None
+        """Wait for the submitted jobs and end the workers.
+
+        With `cancel` (after an error or Ctrl-C), the workers are killed at once instead, so
+        that nothing waits on a worker and no worker outlives the script.
+        """
+        if self._executor is None:
+            return
+        executor, self._executor = self._executor, None
+        if not cancel:
+            executor.shutdown(wait=True)
+            return
+        # ProcessPoolExecutor has no public way to stop running jobs; _processes maps the
+        # worker ids to their multiprocessing.Process objects (CPython 3.8 to 3.13).
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        for process in processes:
+            process.kill()
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(timeout=5)
 
     def __enter__(self) -> FigureWorkers:
         return self

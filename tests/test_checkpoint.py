@@ -84,10 +84,11 @@ def test_truncated_checkpoint_rejected(tiny_config_path, tiny_checkpoint, tmp_pa
         load_model(load_config(tiny_config_path), path)
 
 
-def test_text_file_rejected(tiny_config_path, tmp_path):
+@pytest.mark.parametrize("text", ["these are not weights\n", "not a checkpoint"])
+def test_text_file_rejected(tiny_config_path, tmp_path, text):
     path = tmp_path / "notes.pth"
-    path.write_text("these are not weights\n")
-    with pytest.raises(UserError, match="truncated or in another format .*torch.save"):
+    path.write_text(text)
+    with pytest.raises(UserError, match="not a PyTorch checkpoint: it is neither a zip"):
         load_model(load_config(tiny_config_path), path)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -38,6 +39,19 @@ def test_dead_worker_raises():
         job = workers.submit(os._exit, 3)
         with pytest.raises(BrokenProcessPool):
             job.result(timeout=60)
+
+
+def test_error_kills_busy_workers():
+    workers = FigureWorkers(1, [])
+    process_id = workers.submit(os.getpid).result(timeout=60)
+    workers.submit(time.sleep, 60)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with workers:
+            raise KeyboardInterrupt
+    assert time.monotonic() - started < 20
+    with pytest.raises(ProcessLookupError):
+        os.kill(process_id, 0)
 
 
 def test_no_workers_runs_inline():

@@ -154,14 +154,15 @@ def test_visualize_script_names_heads_without_annotation(
     assert "from the prediction" in capsys.readouterr().out
 
 
-def test_similarity_script_reads_token_tensors_only(tiny_checkpoint, tmp_path):
+def test_similarity_script_reads_token_tensors_only(tiny_config_path, tiny_checkpoint, tmp_path):
     state = torch.load(tiny_checkpoint, weights_only=True)
     keys = similarity_script.TOKEN_KEYS
     tokens_only = tmp_path / "tokens_only.pth"
     torch.save({"state_dict": {f"module.{key}": state[key] for key in keys}}, tokens_only)
 
     out_dir = tmp_path / "figures"
-    arguments = ["--checkpoint", str(tokens_only), "--out-dir", str(out_dir), "--cluster"]
+    arguments = ["--config", str(tiny_config_path), "--checkpoint", str(tokens_only)]
+    arguments += ["--out-dir", str(out_dir), "--cluster"]
     assert similarity_script.main(arguments) == 0
     assert written(out_dir) == {"keypoint_token_similarity.png"}
     with Image.open(out_dir / "keypoint_token_similarity.png") as image:
@@ -189,7 +190,8 @@ def test_scripts_run_as_files_from_both_folders(
     assert result.returncode == 0, result.stderr
     result = run_script_file(
         "plot_keypoint_token_similarity.py",
-        ["--checkpoint", str(tiny_checkpoint), "--out-dir", str(out_dir)],
+        ["--config", str(tiny_config_path), "--checkpoint", str(tiny_checkpoint)]
+        + ["--out-dir", str(out_dir)],
         REPO_ROOT,
     )
     assert result.returncode == 0, result.stderr
@@ -276,6 +278,20 @@ def test_bad_device_before_any_output(
     assert not out_dir.exists()
 
 
+def test_similarity_config_mismatch_rejected(tiny_checkpoint, tmp_path, capsys):
+    out_dir = tmp_path / "figures"
+    config = REPO_ROOT / "configs" / "llrformer_demo.yaml"
+    arguments = ["--config", str(config), "--checkpoint", str(tiny_checkpoint)]
+
+    status = run_cli(similarity_script.main, arguments + ["--out-dir", str(out_dir)])
+
+    assert status == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert "does not fit config" in error[-1]
+    assert "36 x 16" in error[-1]
+    assert not out_dir.exists()
+
+
 def test_similarity_unknown_landmark_before_output(tiny_checkpoint, tmp_path, capsys):
     out_dir = tmp_path / "figures"
     arguments = ["--checkpoint", str(tiny_checkpoint), "--out-dir", str(out_dir), "-v"]
@@ -336,9 +352,9 @@ def test_visualize_partial_annotation_midlines(
     assert sources == {("4", "prediction"), ("14", "ground truth")}
 
 
-def test_unused_option_warns_and_runs(tiny_checkpoint, tmp_path, capsys):
+def test_unused_option_warns_and_runs(tiny_config_path, tiny_checkpoint, tmp_path, capsys):
     out_dir = tmp_path / "figures"
-    arguments = ["--checkpoint", str(tiny_checkpoint), "--out-dir", str(out_dir)]
+    arguments = model_options(tiny_config_path, tiny_checkpoint, out_dir)
     assert similarity_script.main(arguments + ["--layers", "1", "--no-annotation"]) == 0
     error = capsys.readouterr().err
     assert "--layers is not used by this script" in error

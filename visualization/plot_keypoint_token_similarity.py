@@ -70,6 +70,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 f"({', '.join(f'{key} {tuple(tensors[key].shape)}' for key in TOKEN_KEYS)})"
             )
         tokens = init[0] + identity + position[0]
+        expected = (int(cfg.MODEL.NUM_JOINTS), int(cfg.MODEL.DIM))
+        if tokens.shape != expected:
+            raise UserError(
+                f"checkpoint {checkpoint} does not fit config {cfg.path}: its keypoint tokens "
+                f"are {tokens.shape[0]} x {tokens.shape[1]}, the config's NUM_JOINTS x DIM are "
+                f"{expected[0]} x {expected[1]}; pass the config the checkpoint was trained with"
+            )
     names = keypoint_names(len(tokens))
     keypoints = support.parse_keypoints(args.keypoints, len(tokens))
 
