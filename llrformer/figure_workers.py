@@ -108,7 +108,7 @@ class FigureWorkers:
             executor.shutdown(wait=True)
             return
         # ProcessPoolExecutor has no public way to stop running jobs; _processes maps the
-        # worker ids to their multiprocessing.Process objects (CPython 3.8 to 3.13).
+        # worker ids to their multiprocessing.Process objects (checked on CPython 3.11).
         processes = list((getattr(executor, "_processes", None) or {}).values())
         for process in processes:
             process.kill()
