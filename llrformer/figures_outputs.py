@@ -195,6 +195,34 @@ class ImageContext:
     dpi: int
 
 
+def save_image_figure(
+    kind: str,
+    columns: Sequence,
+    layers: Sequence[int],
+    heading: str,
+    context: ImageContext,
+    target: Path,
+) -> None:
+    """Draw a keypoint-to-image figure of `columns` (rows = `layers`) and write it to `target`."""
+    from .figures import save_figure
+    from .figures_attention import image_attention_figure, layer_labels
+
+    figure = image_attention_figure(
+        kind,
+        columns,
+        layer_labels(layers),
+        context.grid,
+        context.letterbox,
+        context.image_rgb,
+        heading,
+        context.source_line,
+        context.dpi,
+        landmark_line(context),
+    )
+    save_figure(figure, target)
+    logger.info("wrote %s", target)
+
+
 def write_image_figures(
     attention: Dict[str, np.ndarray],
     layers: Sequence[int],
@@ -225,8 +253,7 @@ def write_image_figure(
     `values` is the recorded attention of that kind: keypoint rows [layers, heads, K, K + P]
     for "self", [layers, heads, K, P] for "cross".
     """
-    from .figures import save_figure
-    from .figures_attention import ImageColumn, heads_text, image_attention_figure, layer_labels
+    from .figures_attention import ImageColumn, heads_text
 
     num_heads, num_keypoints = values.shape[1], values.shape[2]
     averaged = average_heads(values)
@@ -241,21 +268,8 @@ def write_image_figure(
         )
         for index in keypoints
     ]
-    figure = image_attention_figure(
-        kind,
-        columns,
-        layer_labels(layers),
-        context.grid,
-        context.letterbox,
-        context.image_rgb,
-        heads_text(None, num_heads),
-        context.source_line,
-        context.dpi,
-        landmark_line(context),
-    )
     target = image_figure_path(out_dir, kind, keypoints)
-    save_figure(figure, target)
-    logger.info("wrote %s", target)
+    save_image_figure(kind, columns, layers, heads_text(None, num_heads), context, target)
     return target
 
 
@@ -268,8 +282,7 @@ def write_head_figures(
     out_dir: Path,
 ) -> List[Path]:
     """Write, per attention kind and keypoint, a figure with rows = layers, columns = heads."""
-    from .figures import save_figure
-    from .figures_attention import ImageColumn, image_attention_figure, layer_labels
+    from .figures_attention import ImageColumn
 
     num_keypoints = next(iter(attention.values())).shape[2]
     written = []
@@ -284,21 +297,9 @@ def write_head_figures(
                     head_values = head_values[:, num_keypoints:]
                 marker = marker_for(context.landmarks, index, context.letterbox)
                 columns.append(ImageColumn(f"head {head}", head_values, share, marker))
-            figure = image_attention_figure(
-                kind,
-                columns,
-                layer_labels(layers),
-                context.grid,
-                context.letterbox,
-                context.image_rgb,
-                f"keypoint {index} {context.names[index]}, one column per head",
-                context.source_line,
-                context.dpi,
-                landmark_line(context),
-            )
             target = head_figure_path(out_dir, kind, index)
-            save_figure(figure, target)
-            logger.info("wrote %s", target)
+            heading = f"keypoint {index} {context.names[index]}, one column per head"
+            save_image_figure(kind, columns, layers, heading, context, target)
             written.append(target)
     return written
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -68,3 +69,11 @@ def tall_image(tmp_path: Path) -> Path:
     path = tmp_path / "tall image.png"
     cv2.imwrite(str(path), image)
     return path
+
+
+def python_output(code: str) -> str:
+    """Run `code` in a fresh Python process at the repository root and return its stdout."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    return result.stdout

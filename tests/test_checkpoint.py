@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import python_output
 
 from llrformer.checkpoint import load_model, read_tensors
 from llrformer.checkpoint_files import find_checkpoint, read_arrays, resolve_config_and_checkpoint
@@ -224,14 +223,7 @@ def test_read_arrays_does_not_import_torch(tiny_checkpoint):
         f"arrays = read_arrays({str(tiny_checkpoint)!r}, {TOKEN_KEYS!r}); "
         "print(len(arrays), 'torch' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout.split() == ["3", "False"]
+    assert python_output(code).split() == ["3", "False"]
 
 
 def _place(path: Path, source: Path, mtime: float) -> Path:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 
 import pytest
 import torch  # noqa: F401 - imported as in a test session, for the worker count
+from conftest import python_output
 
 from llrformer.config import load_config
 from llrformer.errors import UserError
@@ -68,11 +66,4 @@ def test_figure_modules_do_not_import_torch():
     modules = list(FIGURE_MODULES) + ["llrformer.preprocess", "llrformer.patch_grid"]
     code = f"import importlib, sys; [importlib.import_module(m) for m in {modules!r}]; "
     code += "print('torch' in sys.modules)"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout.strip() == "False"
+    assert python_output(code).strip() == "False"
