@@ -47,7 +47,7 @@ def extract_state_dict(
 ) -> Dict[str, object]:
     """Return the model state dict of any accepted checkpoint form, without `module.` prefixes.
 
-    A state dict is a non-empty dict of names to tensors. `is_tensor` tells tensors apart.
+    A state dict is a non-empty dict of names to tensors. `is_tensor` returns True for a tensor.
     """
 
     def is_state_dict(value: object) -> bool:

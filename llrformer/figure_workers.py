@@ -39,8 +39,8 @@ def _prepare_worker(modules: Sequence[str], verbose: bool) -> None:
         importlib.import_module(name)
 
 
-def default_worker_count(wanted: int) -> int:
-    """Return `wanted` where workers pay off, else 0 (draw in the calling process).
+def default_worker_count(requested: int) -> int:
+    """Return `requested` where workers pay off, else 0 (draw in the calling process).
 
     Workers pay off when at least two CPU cores are available and torch is not imported yet,
     so that their start overlaps the torch import. A process that has imported torch
@@ -53,7 +53,7 @@ def default_worker_count(wanted: int) -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    return wanted if cores >= 2 else 0
+    return requested if cores >= 2 else 0
 
 
 class FigureWorkers:

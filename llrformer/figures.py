@@ -251,7 +251,7 @@ def draw_matrix_panels(
     title_lines = max(text.count("\n") + 1 for text in panel_titles)
     gap, panel_title = 0.3, 0.2 + 0.14 * title_lines
     panel_colorbar = 0.0 if shared else 0.95
-    # A shared colour bar stands 0.15 inches right of the last panel; its ticks and label
+    # A shared colour bar is placed 0.15 inches right of the last panel. Its ticks and label
     # need about 0.9 inches more. No gap is left after the last column or row.
     colorbar_room = 1.05 if shared else 0.1
     cell_w = label + side + panel_colorbar + gap

@@ -147,7 +147,7 @@ def inward_shift(marker: LandmarkMarker, size_px: float) -> Tuple[float, float]:
 def marker_legend_handles(markers: Sequence[Optional[LandmarkMarker]]) -> List[Line2D]:
     """Return one legend handle per landmark source that the markers use.
 
-    Markers moved onto the image edge get their own entry, which says so.
+    Markers moved onto the image edge get their own entry, labelled as moved.
     """
     handles = []
     drawn = [marker for marker in markers if marker is not None]

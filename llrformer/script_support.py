@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUT_DIR = REPO_ROOT / "attention_vis"
 DEFAULT_IMAGE_FOLDERS = (Path("data") / "test" / "images", Path("data") / "val" / "images")
 DEFAULT_DPI = 150
-# What the figure workers import before their first figure (see figure_workers).
+# Modules the figure workers import before their first figure (see figure_workers).
 FIGURE_MODULES = ("llrformer.figures_outputs", "llrformer.figures_attention")
 # At 400 dpi the default keypoint-to-image figure (6 layers x 4 keypoints) is about
 # 3,100 x 10,600 pixels. attention_visualize.py then peaks at about 1.8 GB of memory
