@@ -107,7 +107,7 @@ class FigureWorkers:
         if not cancel:
             executor.shutdown(wait=True)
             return
-        # ProcessPoolExecutor has no public way to stop running jobs; _processes maps the
+        # ProcessPoolExecutor has no public way to stop running jobs. Its _processes maps the
         # worker ids to their multiprocessing.Process objects (checked on CPython 3.11).
         processes = list((getattr(executor, "_processes", None) or {}).values())
         for process in processes:
