@@ -383,8 +383,9 @@ def test_subpixel_targets_decode_to_keypoints():
     decoded_published, _ = decode_heatmaps(published, (48, 96))
 
     assert weight.tolist() == [1.0] * 36
-    # A heatmap cell is 4 input pixels wide, so 0.05 px is about 0.01 cell.
-    assert np.abs(decoded - keypoints).max() < 0.05
+    # A heatmap cell is 4 input pixels wide, so 0.15 px is about 0.04 cell. The worst case is
+    # a keypoint 1.5 cells from the border, whose Gaussian the border cuts.
+    assert np.abs(decoded - keypoints).max() < 0.15
     assert np.all(peaks > 0.8)
     # The published targets move each peak by up to one cell, and the decoder cannot undo it.
     assert np.abs(decoded_published - keypoints).max() > 1.0
