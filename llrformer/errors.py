@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Callable, Optional, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
 class UserError(Exception):
@@ -33,13 +35,31 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _program_name(program: Optional[str] = None) -> str:
+    return program or (sys.argv[0].rsplit("/", 1)[-1] if sys.argv else "llrformer")
+
+
+@contextmanager
+def exit_on_interrupt(program: Optional[str] = None) -> Iterator[None]:
+    """Exit with one "interrupted" line and status 130, as `run_cli` does, on Ctrl-C in the block.
+
+    Tools wrap their module-level imports of torch in it, because that import takes seconds
+    and runs before `run_cli` can catch anything.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"{_program_name(program)}: interrupted", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+
+
 def run_cli(
     main: Callable[[Optional[Sequence[str]]], int],
     argv: Optional[Sequence[str]] = None,
     program: Optional[str] = None,
 ) -> int:
     """Run a command's `main`, turning a UserError or Ctrl-C into one line and an exit status."""
-    name = program or (sys.argv[0].rsplit("/", 1)[-1] if sys.argv else "llrformer")
+    name = _program_name(program)
     try:
         return main(argv) or 0
     except UserError as error:
@@ -57,4 +77,4 @@ def run_cli(
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

@@ -510,3 +510,32 @@ def test_loss_ignores_zero_weight_landmarks():
     assert loss(predicted, target, weight).item() == pytest.approx(0.5 * 4 / 16 / 3)
     weighted = WeightedHeatmapLoss(torch.tensor([2.0, 1.0, 1.0]))
     assert weighted(predicted, target, weight).item() == pytest.approx(2 * 0.5 * 4 / 16 / 3)
+
+
+# Runs a tool with an import hook that raises KeyboardInterrupt when torch is imported, as
+# Ctrl-C during the seconds of that import would.
+_INTERRUPT_TORCH_IMPORT = """
+import runpy, sys
+
+class InterruptTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, InterruptTorch())
+sys.argv = [sys.argv[1], "--help"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("tool", ["train.py", "evaluate.py", "export_attention.py"])
+def test_ctrl_c_during_torch_import(tool):
+    path = REPO_ROOT / "tools" / tool
+    result = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_TORCH_IMPORT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 130
+    assert result.stderr == f"{tool}: interrupted\n"

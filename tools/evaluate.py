@@ -20,7 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from llrformer.checkpoint import load_model  # noqa: E402
 from llrformer.checkpoint_files import resolve_config_and_checkpoint  # noqa: E402
 from llrformer.cli import (  # noqa: E402
     CONFIG_DIR,
@@ -30,8 +29,8 @@ from llrformer.cli import (  # noqa: E402
     add_model_arguments,
     resolve_device,
 )
-from llrformer.data import load_split  # noqa: E402
-from llrformer.errors import UserError, run_cli, setup_logging  # noqa: E402
+from llrformer.config import resolve_repo_path, run_directory  # noqa: E402
+from llrformer.errors import UserError, exit_on_interrupt, run_cli, setup_logging  # noqa: E402
 from llrformer.fileio import write_text_atomic  # noqa: E402
 from llrformer.metrics import (  # noqa: E402
     build_report,
@@ -41,7 +40,11 @@ from llrformer.metrics import (  # noqa: E402
     plot_errors_by_landmark,
     write_csv,
 )
-from llrformer.training import predict_samples, resolve_repo_path, run_directory  # noqa: E402
+
+with exit_on_interrupt():
+    from llrformer.checkpoint import load_model
+    from llrformer.data import load_split
+    from llrformer.training import predict_samples
 
 logger = logging.getLogger("evaluate")
 

@@ -21,10 +21,12 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from llrformer.cli import HelpFormatter, add_model_arguments, load_model_from_args  # noqa: E402
-from llrformer.errors import UserError, run_cli, setup_logging  # noqa: E402
+from llrformer.errors import UserError, exit_on_interrupt, run_cli, setup_logging  # noqa: E402
 from llrformer.fileio import atomic_path  # noqa: E402
 from llrformer.images import IMAGE_SUFFIXES, list_images, read_image  # noqa: E402
-from llrformer.inference import predict  # noqa: E402
+
+with exit_on_interrupt():
+    from llrformer.inference import predict
 
 logger = logging.getLogger("export_attention")
 

@@ -16,9 +16,11 @@ from typing import Optional, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llrformer.cli import REPO_ROOT, HelpFormatter, resolve_device  # noqa: E402
-from llrformer.config import load_config  # noqa: E402
-from llrformer.errors import UserError, run_cli, setup_logging  # noqa: E402
-from llrformer.training import TrainOptions, run_directory, train  # noqa: E402
+from llrformer.config import load_config, run_directory  # noqa: E402
+from llrformer.errors import UserError, exit_on_interrupt, run_cli, setup_logging  # noqa: E402
+
+with exit_on_interrupt():
+    from llrformer.training import TrainOptions, train
 
 logger = logging.getLogger("train")
 
