@@ -55,6 +55,9 @@ def build_script_parser(
         return "" if option in used else NOT_USED
 
     add_model_arguments(parser)
+    if "device" not in used:
+        device = next(action for action in parser._actions if action.dest == "device")
+        device.help += NOT_USED
     parser.add_argument(
         "--image",
         type=Path,
@@ -133,9 +136,18 @@ def warn_unused_options(args: argparse.Namespace, parser: argparse.ArgumentParse
             continue
         dest = option.replace("-", "_")
         if getattr(args, dest) != parser.get_default(dest):
-            logger.warning("--%s is not used by this script; ignoring it", option)
+            logger.warning("warning: --%s is not used by this script; ignoring it", option)
     if "annotation" not in args.script_options_used and args.no_annotation:
-        logger.warning("--no-annotation is not used by this script; ignoring it")
+        logger.warning("warning: --no-annotation is not used by this script; ignoring it")
+
+
+def reject_conflicting_options(args: argparse.Namespace) -> None:
+    """Raise UserError when --annotation and --no-annotation are both given."""
+    if args.annotation is not None and args.no_annotation:
+        raise UserError(
+            f"--annotation {args.annotation} and --no-annotation contradict each other; "
+            "give one of them"
+        )
 
 
 def check_dpi(dpi: int) -> int:
@@ -318,6 +330,11 @@ def resolve_image_paths(
     when one is found. Raises UserError for a missing file. Nothing is read or logged.
     """
     image_path = Path(image) if image is not None else default_image_path()
+    if image is not None and image_path.is_dir():
+        raise UserError(
+            f"--image {image_path} is a folder, not an image file; pass one image file, "
+            "e.g. one of the images in that folder"
+        )
     if image is not None and not image_path.is_file():
         raise UserError(f"image not found: {image_path}; pass an existing file to --image")
     if not use_annotation:

@@ -238,6 +238,11 @@ BAD_INPUTS = {
     "head out of range": (["--heads", "2"], "head 2 is out of range"),
     "head not a number": (["--heads", "average"], "give 'mean' (the default), 'all'"),
     "missing image": (["--image", "MISSING"], "image not found"),
+    "folder as image": (["--image", "FOLDER"], "is a folder, not an image file; pass one"),
+    "annotation and no-annotation": (
+        ["--annotation", "MISSING", "--no-annotation"],
+        "--no-annotation contradict each other",
+    ),
     "missing annotation": (["--annotation", "MISSING"], "annotation not found"),
     "bad dpi": (["--dpi", "5"], "--dpi 5 is out of range"),
     "bad device": (["--device", "tpu"], "invalid --device 'tpu'"),
@@ -249,7 +254,8 @@ def test_bad_input_one_line_exit_2(
     case, tiny_config_path, tiny_checkpoint, annotated_image, tmp_path, capsys
 ):
     arguments, fragment = BAD_INPUTS[case]
-    arguments = [str(tmp_path / "missing") if item == "MISSING" else item for item in arguments]
+    places = {"MISSING": str(tmp_path / "missing"), "FOLDER": str(annotated_image.parent)}
+    arguments = [places.get(item, item) for item in arguments]
     out_dir = tmp_path / "figures"
     options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
     options += ["--image", str(annotated_image)] + arguments
@@ -356,9 +362,9 @@ def test_unused_option_warns_and_runs(tiny_config_path, tiny_checkpoint, tmp_pat
     out_dir = tmp_path / "figures"
     arguments = model_options(tiny_config_path, tiny_checkpoint, out_dir)
     assert similarity_script.main(arguments + ["--layers", "1", "--no-annotation"]) == 0
-    error = capsys.readouterr().err
-    assert "--layers is not used by this script" in error
-    assert "--no-annotation is not used by this script" in error
+    lines = error_lines(capsys.readouterr().err)
+    assert "warning: --layers is not used by this script; ignoring it" in lines
+    assert "warning: --no-annotation is not used by this script; ignoring it" in lines
     assert written(out_dir) == {"keypoint_token_similarity.png"}
 
 
@@ -519,3 +525,27 @@ def test_readme_option_table_matches_parsers():
             assert accepted.get(option, "no") == cell, (name, option)
         assert set(accepted) <= set(documented), name
     assert table["--cluster"] == {"layers": "no", "visualize": "no", "similarity": "yes"}
+
+
+@pytest.mark.parametrize("script", [layers_script, visualize_script, similarity_script])
+def test_annotation_options_conflict_exit_2(
+    script, tiny_config_path, tiny_checkpoint, annotated_image, tmp_path, capsys
+):
+    annotation = annotated_image.parents[1] / "annotations" / "leg.json"
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+    options += ["--image", str(annotated_image), "--annotation", str(annotation)]
+
+    assert run_cli(script.main, options + ["--no-annotation"], program="script") == 2
+    error = error_lines(capsys.readouterr().err)
+    assert len(error) == 1, error
+    assert "--no-annotation contradict each other; give one of them" in error[0]
+    assert not out_dir.exists()
+
+
+def test_similarity_help_marks_device_unused():
+    text = " ".join(similarity_script.build_parser().format_help().split())
+    assert "default: auto) (not used by this script)" in text
+    for script in (layers_script, visualize_script):
+        used_text = " ".join(script.build_parser().format_help().split())
+        assert "default: auto) (not used" not in used_text

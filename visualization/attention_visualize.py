@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    support.reject_conflicting_options(args)
     setup_logging(args.verbose)
     # The workers import matplotlib while this process imports torch (see figure_workers).
     with FigureWorkers(default_worker_count(2), support.FIGURE_MODULES, args.verbose) as workers:

@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    support.reject_conflicting_options(args)
     setup_logging(args.verbose)
     timer = support.StepTimer()
     dpi = support.check_dpi(args.dpi)
