@@ -106,11 +106,14 @@ def keypoint_matrix_figure(
         f"Self-attention among keypoint tokens, per layer ({heads_text(heads, self_rows.shape[1])})"
     )
     total_tokens = self_rows.shape[-1]
+    summed_columns = f"all {num_keypoints} keypoint columns"
+    if len(keypoints) < num_keypoints:
+        summed_columns += f", not only the {len(keypoints)} drawn,"
     subtitle = (
         "Row: the keypoint token that queries; column: the keypoint token it attends to. "
-        f"Attention is a softmax over all {total_tokens:,} tokens, so a row over all "
-        f"{num_keypoints} keypoint columns sums to the share that went to keypoint tokens "
-        "(the rest went to patch tokens).\n" + source_line
+        f"Attention is a softmax over all {total_tokens:,} tokens, so a row over {summed_columns} "
+        "sums to the share that went to keypoint tokens (the rest went to patch tokens).\n"
+        + source_line
     )
     labels = [names[index] for index in keypoints]
     return draw_matrix_panels(values, titles, labels, keypoints, [scale], title, subtitle, dpi)
@@ -267,8 +270,9 @@ def token_similarity_figure(
         if cluster
         else "in canonical landmark order"
     )
+    drawn = f"{len(order)} of the {len(tokens)}" if len(order) < len(tokens) else f"{len(tokens)}"
     subtitle = (
-        f"T: the {len(tokens)} keypoint query tokens before the first layer (kp_init + "
+        f"T: {drawn} keypoint query tokens before the first layer (kp_init + "
         f"kp_id_emb + kp_pos, {dim} values each), {order_text}. Left: row i is how token i's "
         "query would split its attention over the tokens.\n"
         "Right: cosine of the angle between two tokens, 1 = same direction, 0 = orthogonal, "

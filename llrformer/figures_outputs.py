@@ -106,19 +106,23 @@ class Landmarks:
     predicted: np.ndarray
     annotated: bool = False
 
-    def note(self, names: Sequence[str]) -> str:
-        """Return a sentence for the figures when the ground truth is partial, else ""."""
-        missing = [
-            names[index] for index, source in enumerate(self.sources) if source != GROUND_TRUTH
-        ]
+    def note(self, names: Sequence[str], drawn: Optional[Sequence[int]] = None) -> str:
+        """Return a sentence for the figures when the ground truth is partial, else "".
+
+        `drawn` are the landmarks a figure marks (default: all). The sentence counts only
+        those, so it is "" when all of them are annotated.
+        """
+        drawn = range(len(self.sources)) if drawn is None else list(drawn)
+        missing = [names[index] for index in drawn if self.sources[index] != GROUND_TRUTH]
         if not self.annotated or not missing:
             return ""
-        count = len(self.sources) - len(missing)
+        count = len(drawn) - len(missing)
         listed = ", ".join(missing) if len(missing) <= 6 else f"{', '.join(missing[:6])}, ..."
-        return (
-            f"Ground truth is partial: {count} of {len(self.sources)} landmarks annotated; "
-            f"the prediction marks the others ({listed})."
-        )
+        if len(drawn) == len(self.sources):
+            counted = f"{count} of {len(drawn)} landmarks annotated"
+        else:
+            counted = f"{count} of the {len(drawn)} landmarks drawn are annotated"
+        return f"Ground truth is partial: {counted}; the prediction marks the others ({listed})."
 
 
 def choose_landmarks(
@@ -148,9 +152,9 @@ def marker_for(landmarks: Landmarks, index: int, letterbox: Letterbox) -> Landma
     return LandmarkMarker(float(x), float(y), landmarks.sources[index])
 
 
-def landmark_line(context: ImageContext) -> str:
-    """Return the partial ground-truth sentence of the figures as a line, or ""."""
-    note = context.landmarks.note(context.names)
+def landmark_line(context: ImageContext, keypoints: Sequence[int]) -> str:
+    """Return the partial ground-truth sentence of a figure marking `keypoints`, or ""."""
+    note = context.landmarks.note(context.names, keypoints)
     return note + "\n" if note else ""
 
 
@@ -199,11 +203,15 @@ def save_image_figure(
     kind: str,
     columns: Sequence,
     layers: Sequence[int],
+    keypoints: Sequence[int],
     heading: str,
     context: ImageContext,
     target: Path,
 ) -> None:
-    """Draw a keypoint-to-image figure of `columns` (rows = `layers`) and write it to `target`."""
+    """Draw a keypoint-to-image figure of `columns` (rows = `layers`) and write it to `target`.
+
+    `keypoints` are the landmarks the columns mark.
+    """
     from .figures import save_figure
     from .figures_attention import image_attention_figure, layer_labels
 
@@ -217,7 +225,7 @@ def save_image_figure(
         heading,
         context.source_line,
         context.dpi,
-        landmark_line(context),
+        landmark_line(context, keypoints),
     )
     save_figure(figure, target)
     logger.info("wrote %s", target)
@@ -269,7 +277,8 @@ def write_image_figure(
         for index in keypoints
     ]
     target = image_figure_path(out_dir, kind, keypoints)
-    save_image_figure(kind, columns, layers, heads_text(None, num_heads), context, target)
+    heading = heads_text(None, num_heads)
+    save_image_figure(kind, columns, layers, keypoints, heading, context, target)
     return target
 
 
@@ -299,7 +308,7 @@ def write_head_figures(
                 columns.append(ImageColumn(f"head {head}", head_values, share, marker))
             target = head_figure_path(out_dir, kind, index)
             heading = f"keypoint {index} {context.names[index]}, one column per head"
-            save_image_figure(kind, columns, layers, heading, context, target)
+            save_image_figure(kind, columns, layers, [index], heading, context, target)
             written.append(target)
     return written
 

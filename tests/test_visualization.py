@@ -549,3 +549,47 @@ def test_similarity_help_marks_device_unused():
     for script in (layers_script, visualize_script):
         used_text = " ".join(script.build_parser().format_help().split())
         assert "default: auto) (not used" not in used_text
+
+
+def figure_text(layout) -> str:
+    """Return every text of a drawn figure, with line breaks and runs of spaces as one space."""
+    from matplotlib.text import Text
+
+    return " ".join(" ".join(text.get_text().split()) for text in layout.figure.findobj(Text))
+
+
+def test_subtitles_count_drawn_keypoints():
+    from llrformer.figures_attention import keypoint_matrix_figure, token_similarity_figure
+
+    rng = np.random.default_rng(0)
+    self_rows = rng.dirichlet(np.ones(36 + 12), size=(2, 2, 36)).astype(np.float32)
+    keypoints = [4, 5, 14]
+    matrix = keypoint_matrix_figure(
+        self_rows, [0, 1], None, keypoints, KEYPOINT_NAMES, "shared", "source", 60
+    )
+    text = figure_text(matrix)
+    assert "a row over all 36 keypoint columns, not only the 3 drawn, sums to" in text
+
+    tokens = rng.normal(size=(36, 16))
+    similarity = token_similarity_figure(tokens, keypoints, KEYPOINT_NAMES, False, "source", 60)
+    text = figure_text(similarity)
+    assert "T: 3 of the 36 keypoint query tokens" in text
+
+    everything = token_similarity_figure(tokens, range(36), KEYPOINT_NAMES, False, "source", 60)
+    assert "T: 36 keypoint query tokens" in figure_text(everything)
+
+
+def test_partial_ground_truth_counts_drawn_landmarks():
+    from llrformer.figures_outputs import choose_landmarks
+    from llrformer.preprocess import Letterbox
+
+    box = Letterbox.fit((96, 40), (96, 40))
+    ground_truth = np.full((36, 2), 5.0)
+    ground_truth[[0, 5]] = np.nan
+    landmarks = choose_landmarks(ground_truth, np.full((36, 2), 7.0), box)
+
+    note = landmarks.note(KEYPOINT_NAMES, [4, 5, 14, 15])
+    assert note.startswith("Ground truth is partial: 3 of the 4 landmarks drawn are annotated")
+    assert note.endswith("the prediction marks the others (L_FNeck_Cut_Up).")
+    assert landmarks.note(KEYPOINT_NAMES, [14, 15]) == ""
+    assert "34 of 36 landmarks annotated" in landmarks.note(KEYPOINT_NAMES)
