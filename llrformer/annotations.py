@@ -99,8 +99,12 @@ def find_annotation(image_path: PathLike) -> Optional[Path]:
     return None
 
 
-def read_annotation(path: PathLike) -> Annotation:
+def read_annotation(path: PathLike, image_path: Optional[PathLike] = None) -> Annotation:
     """Read one LabelMe / X-AnyLabeling JSON file.
+
+    `image_path` is the image the annotation is used with. Its name is compared with the
+    stored `imagePath`. Without it, the annotation file's own name is used instead, as in
+    the data/<split>/{images,annotations} layout.
 
     Raises UserError when the file is missing, not JSON, or has no `shapes` list. Every
     other defect becomes a note in `problems` and, where it affects a landmark, marks
@@ -118,7 +122,7 @@ def read_annotation(path: PathLike) -> Annotation:
         pixel_spacing_mm=_pixel_spacing(document, problems),
         unknown_labels=[],
         problems=problems,
-        image_path=_image_path(document, source, problems),
+        image_path=_image_path(document, source, image_path, problems),
     )
     candidates = _collect_landmarks(document["shapes"], annotation)
     for index, points in sorted(candidates.items()):
@@ -227,13 +231,25 @@ def _pixel_spacing(document: Dict[str, Any], problems: List[str]) -> Optional[fl
     return None
 
 
-def _image_path(document: Dict[str, Any], source: Path, problems: List[str]) -> Optional[str]:
+def _image_path(
+    document: Dict[str, Any],
+    source: Path,
+    image_path: Optional[PathLike],
+    problems: List[str],
+) -> Optional[str]:
     stored = document.get("imagePath")
     if not isinstance(stored, str) or not stored:
         return None
     # LabelMe on Windows stores backslashes.
     stored_stem = Path(stored.replace("\\", "/")).stem
-    if stored_stem != source.stem:
+    if image_path is not None:
+        image = Path(image_path)
+        if stored_stem != image.stem:
+            problems.append(
+                f"imagePath {stored!r} does not match the image {image.name}; ignored, the "
+                f"annotation is used with {image.name}"
+            )
+    elif stored_stem != source.stem:
         problems.append(
             f"imagePath {stored!r} does not match the file name; ignored, the image is the "
             f"one named {source.stem}.*"

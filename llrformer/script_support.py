@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -34,6 +34,9 @@ FIGURE_MODULES = ("llrformer.figures_outputs", "llrformer.figures_attention")
 # 3,100 x 10,600 pixels. attention_visualize.py then peaks at about 1.8 GB of memory
 # (measured on the full model), and the memory grows with the square of the dpi.
 MAX_DPI = 400
+# An image with a side shorter than this is almost certainly not a radiograph (a thumbnail, an
+# icon, a wrong file), so the scripts warn but still run on it.
+MIN_IMAGE_SIDE = 32
 NOT_USED = " (not used by this script)"
 SCRIPT_OPTIONS = ("image", "annotation", "keypoints", "layers", "heads", "device")
 
@@ -312,13 +315,20 @@ class ImageInput:
     """The radiograph a script runs on, and its ground-truth landmarks if annotated.
 
     `ground_truth` is [K, 2] (x, y) in pixels of `rgb` (NaN where a landmark is missing), or
-    None without an annotation.
+    None without an annotation. `messages` are the (logging level, text) lines about the
+    image and its annotation; `log_messages` writes them.
     """
 
     rgb: np.ndarray
     path: Path
     annotation_path: Optional[Path]
     ground_truth: Optional[np.ndarray]
+    messages: List[Tuple[int, str]] = field(default_factory=list)
+
+    def log_messages(self) -> None:
+        """Log the lines about the image and its annotation, in the order they arose."""
+        for level, text in self.messages:
+            logger.log(level, "%s", text)
 
 
 def resolve_image_paths(
@@ -355,48 +365,69 @@ def load_image_input(
 ) -> ImageInput:
     """Read the image and its annotation, if any, from `resolve_image_paths`.
 
-    Both files are read before anything is logged, so a bad file ends the script with its
-    error line alone. Each problem the annotation reader found (unknown labels, missing
-    landmarks, ...) is logged as one warning line. Annotation coordinates are mapped onto
-    the decoded image, which a very large JPEG may be reduced to.
+    Nothing is logged here. The lines about both files go to `ImageInput.messages`, which
+    the script logs once the checkpoint has loaded. So a bad file, or a checkpoint that does
+    not fit the config, ends the script with its error line alone. Each problem the
+    annotation reader found (unknown labels, missing landmarks, ...) becomes one warning.
+    Annotation coordinates are mapped onto the decoded image, which a very large JPEG may
+    be reduced to.
     """
     from .annotations import read_annotation
     from .images import read_image
 
-    annotation_data = read_annotation(annotation_path) if annotation_path else None
+    annotation_data = None
+    if annotation_path:
+        annotation_data = read_annotation(annotation_path, image_path=image_path)
     loaded = read_image(image_path)
-    logger.info("image: %s (%d x %d)", image_path, loaded.rgb.shape[1], loaded.rgb.shape[0])
+    messages = [(logging.INFO, f"image: {image_path} ({loaded.size[0]} x {loaded.size[1]})")]
+    width, height = loaded.original_size
+    if min(width, height) < MIN_IMAGE_SIDE:
+        messages.append(
+            (
+                logging.WARNING,
+                f"warning: {image_path} is only {width} x {height} pixels, under "
+                f"{MIN_IMAGE_SIDE} on a side, so it is unlikely to be a radiograph; check that "
+                "this is the image you meant",
+            )
+        )
 
     ground_truth = None
     if annotation_data is not None:
-        for line in annotation_data.report_lines():
-            logger.warning("warning: %s", line)
-        ground_truth = _ground_truth(annotation_data, loaded, num_keypoints)
+        messages += [
+            (logging.WARNING, f"warning: {line}") for line in annotation_data.report_lines()
+        ]
+        ground_truth = _ground_truth(annotation_data, loaded, num_keypoints, messages)
         if ground_truth is None:
             annotation_path = None
-    return ImageInput(loaded.rgb, image_path, annotation_path, ground_truth)
+    return ImageInput(loaded.rgb, image_path, annotation_path, ground_truth, messages)
 
 
-def _ground_truth(annotation, loaded, num_keypoints: int) -> Optional[np.ndarray]:
+def _ground_truth(
+    annotation, loaded, num_keypoints: int, messages: List[Tuple[int, str]]
+) -> Optional[np.ndarray]:
     """Return the annotated landmarks [K, 2] in pixels of the decoded image, NaN if missing.
 
-    Returns None, with a warning, when the annotation's image size does not match the image.
+    Returns None, with a warning in `messages`, when the annotation's image size does not
+    match the image.
     """
     from .annotations import image_size_mismatch
 
     mismatch = image_size_mismatch(annotation, loaded.original_size, loaded.exif_orientation)
     if mismatch:
-        logger.warning("%s; marking the model's predictions instead", mismatch)
+        messages.append(
+            (logging.WARNING, f"warning: {mismatch}; marking the model's predictions instead")
+        )
         return None
     keypoints = np.asarray(annotation.keypoints, dtype=np.float64)
     ground_truth = np.full((num_keypoints, 2), np.nan)
     count = min(num_keypoints, len(keypoints))
     ground_truth[:count] = keypoints[:count] / loaded.reduction
-    logger.info(
-        "annotation: %s (%d of %d landmarks)",
-        annotation.path,
-        int(np.isfinite(ground_truth[:, 0]).sum()),
-        num_keypoints,
+    annotated = int(np.isfinite(ground_truth[:, 0]).sum())
+    messages.append(
+        (
+            logging.INFO,
+            f"annotation: {annotation.path} ({annotated} of {num_keypoints} landmarks)",
+        )
     )
     return ground_truth
 

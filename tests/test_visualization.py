@@ -593,3 +593,53 @@ def test_partial_ground_truth_counts_drawn_landmarks():
     assert note.endswith("the prediction marks the others (L_FNeck_Cut_Up).")
     assert landmarks.note(KEYPOINT_NAMES, [14, 15]) == ""
     assert "34 of 36 landmarks annotated" in landmarks.note(KEYPOINT_NAMES)
+
+
+def test_annotation_image_path_checked_against_image(
+    tiny_config_path, tiny_checkpoint, annotated_image, tmp_path, capsys
+):
+    document = json.loads((annotated_image.parents[1] / "annotations" / "leg.json").read_text())
+    matching = tmp_path / "labels from a colleague.json"
+    matching.write_text(json.dumps({**document, "imagePath": "..\\images\\leg.png"}))
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps({**document, "imagePath": "old_name.png"}))
+    options = model_options(tiny_config_path, tiny_checkpoint, tmp_path / "figures")
+    options += ["--image", str(annotated_image), "--layers", "1"]
+
+    assert visualize_script.main(options + ["--annotation", str(matching)]) == 0
+    assert "imagePath" not in capsys.readouterr().err
+
+    assert visualize_script.main(options + ["--annotation", str(stale)]) == 0
+    lines = [line for line in error_lines(capsys.readouterr().err) if "imagePath" in line]
+    assert lines == [
+        f"warning: {stale}: imagePath 'old_name.png' does not match the image leg.png; "
+        "ignored, the annotation is used with leg.png"
+    ]
+
+
+def test_tiny_image_warns_and_runs(tiny_config_path, tiny_checkpoint, tmp_path, capsys):
+    image = tmp_path / "dot.png"
+    Image.new("L", (1, 1), 128).save(image)
+    out_dir = tmp_path / "figures"
+    options = model_options(tiny_config_path, tiny_checkpoint, out_dir)
+
+    assert layers_script.main(options + ["--image", str(image)]) == 0
+    lines = error_lines(capsys.readouterr().err)
+    warnings = [line for line in lines if line.startswith("warning: ")]
+    assert warnings == [
+        f"warning: {image} is only 1 x 1 pixels, under 32 on a side, so it is unlikely to be "
+        "a radiograph; check that this is the image you meant"
+    ]
+    assert "cross_keypoint_attention_layers.png" in written(out_dir)
+
+
+def test_config_mismatch_before_image_lines(tiny_checkpoint, annotated_image, tmp_path, capsys):
+    config = REPO_ROOT / "configs" / "llrformer_demo.yaml"
+    out_dir = tmp_path / "figures"
+    options = model_options(config, tiny_checkpoint, out_dir)
+
+    assert run_cli(visualize_script.main, options + ["--image", str(annotated_image)]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert not [line for line in lines if line.startswith(("image:", "annotation:"))], lines
+    assert any("does not fit config" in line for line in lines)
+    assert not out_dir.exists()

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser, workers: Figu
         image = support.load_image_input(image_path, annotation_path, len(selection.names))
     with timer.step("load model"):
         model = support.load_model(cfg, checkpoint, device)
+    image.log_messages()
 
     with timer.step("forward pass"):
         from llrformer.inference import predict
