@@ -13,6 +13,7 @@ from make_weights.py of the reference folder, and tools/make_phantoms.py draws o
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -59,6 +60,18 @@ def make_checkpoint(work_dir: Path) -> Path:
         return path
     if not (REFERENCE_DIR / "make_weights.py").is_file():
         raise SystemExit(f"make_weights.py not found in {REFERENCE_DIR}")
+    # A child process builds the model, so this process stays small. Each script is forked
+    # from this process, and Linux keeps a process's peak memory from before exec in
+    # ru_maxrss, so a large parent would show up as the scripts' peak.
+    child = multiprocessing.get_context("spawn").Process(target=_write_weights, args=(path,))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"writing the weights {path} failed (exit status {child.exitcode})")
+    return path
+
+
+def _write_weights(path: Path) -> None:
     import torch
 
     sys.path.insert(0, str(REFERENCE_DIR))
@@ -69,7 +82,6 @@ def make_checkpoint(work_dir: Path) -> Path:
 
     model = build_model(load_config(REPO_ROOT / "configs" / "llrformer.yaml"), initialize=True)
     torch.save(deterministic_state_dict(model.state_dict()), path)
-    return path
 
 
 def make_image(work_dir: Path) -> Path:
