@@ -158,8 +158,15 @@ def image_size_mismatch(
             f"{prefix}{turned}: width and height are swapped, so the annotation was made on "
             "the image turned by 90 degrees; annotate the image as a viewer shows it"
         )
-    if abs(image_width / width - image_height / height) < 0.01:
+    # A resize rounds each side to whole pixels. The factor taken from the longer side is
+    # then exact to 0.5 pixel there, so the shorter side must match it to within 1 pixel.
+    if height >= width:
+        factor = image_height / height
+        off_by = abs(image_width - width * factor)
+    else:
         factor = image_width / width
+        off_by = abs(image_height - height * factor)
+    if off_by <= 1.0:
         return (
             f"{prefix}: the image was resized by {factor:.4g} after annotation; scale the "
             "coordinates by that factor or annotate the resized image"

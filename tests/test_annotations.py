@@ -412,6 +412,12 @@ def test_size_mismatch_messages(annotation_path):
     resized = image_size_mismatch(annotation, (1400, 3800))
     assert "the image was resized by 0.5 after annotation" in resized
 
+    # A resize rounds each side to whole pixels, so one side may be a pixel off. A side that
+    # is 11 pixels (1 %) off belongs to another image of similar size.
+    assert "resized by 0.4 after" in image_size_mismatch(annotation, (1120, 3040))
+    assert "resized by" in image_size_mismatch(annotation, (1121, 3040))
+    assert "may belong to another image" in image_size_mismatch(annotation, (1131, 3040))
+
     other = image_size_mismatch(annotation, (3000, 3000))
     assert "imageWidth x imageHeight is 2800 x 7600, but the image is 3000 x 3000" in other
     assert "may belong to another image" in other
