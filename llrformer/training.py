@@ -35,7 +35,9 @@ from .preprocess import normalize_image
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
-RUN_FILES = ("model_best.pth", "final_state.pth", "checkpoint.pth", "metrics.json", "train.log")
+# The weights a run leaves. A folder with none of them (a run stopped during its first epoch)
+# may take a fresh run, which keeps the old train.log lines above its own.
+WEIGHT_FILES = ("model_best.pth", "final_state.pth", "checkpoint.pth")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,8 +426,8 @@ class RunLog(logging.Handler):
 
 
 def check_run_directory(run_dir: Path, resuming: bool, overwrite: bool) -> None:
-    """Raise UserError when a fresh run would replace the files of an earlier run."""
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
+    """Raise UserError when a fresh run would replace the weights of an earlier run."""
+    existing = [name for name in WEIGHT_FILES if (run_dir / name).exists()]
     if existing and not resuming and not overwrite:
         raise UserError(
             f"{run_dir} already contains a training run ({', '.join(existing)}); pass --resume to "
@@ -488,11 +490,19 @@ def train(cfg: ConfigNode, options: TrainOptions) -> Dict[str, object]:
     run_dir = run_directory(cfg, options.root)
     resuming = options.resume is not None
     # Log lines are collected from the start and written once the run folder exists.
-    run_log = RunLog(run_dir / "train.log", keep_existing=resuming)
+    has_weights = any((run_dir / name).exists() for name in WEIGHT_FILES)
+    run_log = RunLog(run_dir / "train.log", keep_existing=resuming or not has_weights)
     package_logger = logging.getLogger("llrformer")
     package_logger.addHandler(run_log)
     try:
         return _prepare_and_run(cfg, options, run_dir, run_log)
+    except KeyboardInterrupt:
+        # Without this line, the log of a stopped run reads like that of a finished one.
+        if (run_dir / "checkpoint.pth").is_file():
+            logger.info("interrupted; train.py --resume continues from the last saved epoch")
+        else:
+            logger.info("interrupted before the first epoch was saved; train again to restart")
+        raise
     finally:
         package_logger.removeHandler(run_log)
         if run_log.started:

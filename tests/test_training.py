@@ -203,6 +203,38 @@ def test_fresh_run_keeps_earlier_run(tmp_path, data_root, capsys):
     assert best.read_bytes() == before
 
 
+def test_run_without_weights_restarts(tmp_path, data_root, capsys):
+    config = write_config(tmp_path, data_root)
+    assert run_tool(train_tool, ["--cfg", config, "--max-steps", "1"], capsys)[0] == 0
+    run_dir = run_dir_of(tmp_path)
+    # What a run stopped during its first epoch leaves: a config and a log, no weights.
+    for name in ("model_best.pth", "final_state.pth", "checkpoint.pth", "metrics.json"):
+        (run_dir / name).unlink()
+
+    status, output = run_tool(train_tool, ["--cfg", config, "--max-steps", "1"], capsys)
+
+    assert status == 0, output.err
+    assert (run_dir / "model_best.pth").is_file()
+    assert (run_dir / "train.log").read_text().count(" on cpu: ") == 2
+
+
+def test_interrupt_is_logged(tmp_path, data_root, capsys, monkeypatch):
+    import llrformer.training as training
+
+    config = write_config(tmp_path, data_root)
+    assert run_tool(train_tool, ["--cfg", config, "--max-steps", "1"], capsys)[0] == 0
+
+    def press_ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_one_epoch", press_ctrl_c)
+    status, _ = run_tool(train_tool, ["--cfg", config, "--resume"], capsys)
+
+    assert status == 130
+    last_line = (run_dir_of(tmp_path) / "train.log").read_text().splitlines()[-1]
+    assert last_line.endswith("interrupted; train.py --resume continues from the last saved epoch")
+
+
 def test_evaluate_writes_reports(tmp_path, data_root, capsys):
     config = write_config(tmp_path, data_root)
     assert run_tool(train_tool, ["--cfg", config, "--max-steps", "1"], capsys)[0] == 0
