@@ -19,15 +19,23 @@ fi
 py=.venv/bin/python
 
 step "2/5 phantom radiographs (data/)"
-if compgen -G "data/test/images/*" >/dev/null && compgen -G "data/train/images/*" >/dev/null; then
+# make_phantoms.py writes data/phantoms.json last, so phantom files without it are what an
+# interrupted run left; they are made again. A data set of the user's own is reused.
+if [[ -f data/phantoms.json ]] || { compgen -G "data/test/images/*" >/dev/null \
+    && compgen -G "data/train/images/*" >/dev/null \
+    && ! compgen -G "data/*/images/phantom_*" >/dev/null; }; then
     echo "reusing the data set in data/ ($(ls data/train/images | wc -l) training images)"
 else
     $py tools/make_phantoms.py --out data --train 300 --val 30 --test 30 --seed 0
 fi
 
 step "3/5 training the demo model ($config)"
-if [[ -f $run_dir/model_best.pth ]]; then
+# final_state.pth is written when training ends; checkpoint.pth after every epoch.
+if [[ -f $run_dir/final_state.pth ]]; then
     echo "reusing the trained model $run_dir/model_best.pth"
+elif [[ -f $run_dir/checkpoint.pth ]]; then
+    echo "continuing the interrupted training in $run_dir"
+    $py tools/train.py --cfg "$config" --resume
 else
     $py tools/train.py --cfg "$config"
 fi
