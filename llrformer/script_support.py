@@ -454,6 +454,11 @@ def check_out_dir(path: Path) -> Path:
     if not existing.is_dir():
         raise UserError(f"cannot create the output folder {out_dir}: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == out_dir.absolute():
+            raise UserError(
+                f"cannot write into the output folder {out_dir}; pass a writable --out-dir or "
+                "change the folder's permissions"
+            )
         raise UserError(
             f"cannot write into {existing}, so the output folder {out_dir} cannot be made; "
             "pass a writable --out-dir"

@@ -235,6 +235,23 @@ def test_interrupt_is_logged(tmp_path, data_root, capsys, monkeypatch):
     assert last_line.endswith("interrupted; train.py --resume continues from the last saved epoch")
 
 
+def test_evaluate_out_dir_file_fails_early(tmp_path, data_root, capsys):
+    config = write_config(tmp_path, data_root)
+    assert run_tool(train_tool, ["--cfg", config, "--max-steps", "1"], capsys)[0] == 0
+    not_a_folder = tmp_path / "results.txt"
+    not_a_folder.write_text("notes\n")
+
+    status, output = run_tool(
+        evaluate_tool, ["--cfg", config, "--out-dir", not_a_folder, "--device", "cpu"], capsys
+    )
+
+    assert status == 2
+    assert f"--out-dir {not_a_folder} is a file; pass a folder" in output.err
+    # The error comes before the split is read, which logs a line about its images.
+    assert "images," not in output.err
+    assert not_a_folder.read_text() == "notes\n"
+
+
 def test_evaluate_writes_reports(tmp_path, data_root, capsys):
     config = write_config(tmp_path, data_root)
     assert run_tool(train_tool, ["--cfg", config, "--max-steps", "1"], capsys)[0] == 0

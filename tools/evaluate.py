@@ -40,6 +40,7 @@ from llrformer.metrics import (  # noqa: E402
     plot_errors_by_landmark,
     write_csv,
 )
+from llrformer.script_support import check_out_dir  # noqa: E402
 
 with exit_on_interrupt():
     from llrformer.checkpoint import load_model
@@ -92,9 +93,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.config, args.checkpoint, REPO_ROOT, DEFAULT_CONFIG
     )
     device = resolve_device(args.device)
+    # The output folder and the checkpoint are checked first, because reading the split is slow.
+    out_dir = check_out_dir(output_folder(args, cfg, checkpoint))
+    model = load_model(cfg, checkpoint, device=device, config_dir=CONFIG_DIR, fuse_batchnorm=True)
     data_root = resolve_repo_path(cfg.DATASET.ROOT or "data", REPO_ROOT)
     samples = load_split(cfg, data_root, args.split)
-    model = load_model(cfg, checkpoint, device=device, config_dir=CONFIG_DIR, fuse_batchnorm=True)
 
     batch_size = args.batch_size or int(cfg.TEST.BATCH_SIZE_PER_GPU)
     predicted = predict_samples(model, samples, batch_size, device, progress=True)
@@ -119,16 +122,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     }
     report = build_report(errors, fractions, context)
 
-    out_dir = output_folder(args, cfg, checkpoint)
-    write_csv(report["landmarks"], out_dir / "per_landmark.csv")
-    write_csv(report["regions"], out_dir / "per_region.csv")
-    write_csv(per_image_rows(errors), out_dir / "per_image.csv")
-    write_text_atomic(out_dir / "summary.json", json.dumps(report, indent=1) + "\n")
+    # The slow plot comes first. A Ctrl-C while it is drawn then leaves the earlier files as
+    # they were. Only the few milliseconds of the table writes after it can leave a mixed set.
     title = (
         f"Mean radial error per landmark: {args.split} split, {len(samples)} images, "
         f"{checkpoint.parent.name}/{checkpoint.name}"
     )
     plot_errors_by_landmark(report, errors, out_dir / "errors_by_landmark.png", title)
+    write_csv(report["landmarks"], out_dir / "per_landmark.csv")
+    write_csv(report["regions"], out_dir / "per_region.csv")
+    write_csv(per_image_rows(errors), out_dir / "per_image.csv")
+    write_text_atomic(out_dir / "summary.json", json.dumps(report, indent=1) + "\n")
 
     print(format_table(report))
     print(f"wrote {out_dir}")
