@@ -70,7 +70,10 @@ def extract_state_dict(
                 f"with one of {', '.join(STATE_DICT_KEYS)}; found keys {keys}"
             )
     if not is_state_dict(state):
-        raise UserError(f"{path} contains a {type(state).__name__}, not a model state dict")
+        raise UserError(
+            f"{path} contains a {type(state).__name__}, not a model state dict; pass a file "
+            "saved with torch.save(model.state_dict(), ...)"
+        )
     if all(key.startswith("module.") for key in state):
         state = {key[len("module.") :]: value for key, value in state.items()}
     return state

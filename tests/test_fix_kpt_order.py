@@ -274,3 +274,8 @@ def test_runs_as_script_from_any_folder(folder, tmp_path):
     assert completed.returncode == 1, completed.stderr
     assert "Traceback" not in completed.stderr
     assert completed.stdout.splitlines()[-1].startswith("3 files checked: 2 out of order")
+
+
+def test_summary_line_singular_file():
+    report = fix_kpt_order.FileReport(path=Path("a.json"))
+    assert fix_kpt_order.summary_line([report], write=False).startswith("1 file checked: ")

@@ -283,10 +283,8 @@ def summary_line(reports: Sequence[FileReport], write: bool) -> str:
     changed = sum(report.backup is not None for report in reports)
     incomplete = sum(bool(report.missing or report.extra) for report in reports)
     verb = f"{changed} reordered" if write else f"{unordered} out of order"
-    return (
-        f"{len(reports)} files checked: {verb}, {incomplete} with missing or extra labels, "
-        f"{failed} failed"
-    )
+    files = "1 file" if len(reports) == 1 else f"{len(reports)} files"
+    return f"{files} checked: {verb}, {incomplete} with missing or extra labels, {failed} failed"
 
 
 if __name__ == "__main__":
