@@ -237,6 +237,11 @@ class PanelGrid:
         return self.left + column * self.step_x, self.top + row * self.step_y
 
 
+# Widest panel, in inches. A landscape image (a knee view, a wrong file) then gets low panels
+# instead of a figure many metres wide whose text nobody can read.
+MAX_PANEL_WIDTH = 4.0
+
+
 def draw_image_panels(
     image: np.ndarray,
     panel_map: Callable[[int, int], BlockMap],
@@ -266,7 +271,7 @@ def draw_image_panels(
     markers = [
         clamp_marker(marker, image_w, image_h) if marker is not None else None for marker in markers
     ]
-    panel_width = max(0.9, panel_height * image_w / image_h)
+    panel_width = min(max(0.9, panel_height * image_w / image_h), MAX_PANEL_WIDTH)
     panel_height = panel_width * image_h / image_w
     notes_lines = max(note.count("\n") + 1 for line in panel_notes for note in line)
     left_room, gap_x, gap_y = 0.35, 0.18, 0.1
