@@ -238,7 +238,7 @@ class PanelGrid:
 
 
 # Widest panel, in inches. A landscape image (a knee view, a wrong file) then gets low panels
-# instead of a figure many metres wide whose text nobody can read.
+# instead of a figure metres wide with unreadable text.
 MAX_PANEL_WIDTH = 4.0
 
 
