@@ -66,11 +66,18 @@ def joint_weights(cfg: ConfigNode) -> Optional[torch.Tensor]:
     # NOTE: these index ranges are the published loss groups (LOSS_GROUPS), which differ from
     # the anatomical regions of the reports; they are kept for compatible training.
     weights = torch.ones(num_keypoints)
+    groups = []
     for key, first, last in LOSS_GROUPS:
         value = float(train[key])
         if key in ("FEMUR_WEIGHT", "TIBIA_WEIGHT"):
             value = float(train.FEMUR_TIBIA_WEIGHT)
         weights[first : min(last + 1, num_keypoints)] = value
+        groups.append(f"{first}-{last} x {value:g}")
+    logger.info(
+        "TRAIN.JOINT_WEIGHTS: loss weights by the published keypoint groups (%s); these groups "
+        "differ from the anatomical regions of the evaluation tables",
+        ", ".join(groups),
+    )
     return weights
 
 

@@ -533,13 +533,17 @@ def test_rotation_and_scale_keep_landmarks_on_dots():
     assert checked > 100
 
 
-def test_joint_weights_use_published_groups(tmp_path):
+def test_joint_weights_use_published_groups(tmp_path, caplog):
     cfg = load_config(write_config(tmp_path, tmp_path))
     assert joint_weights(cfg) is None
     cfg.TRAIN.JOINT_WEIGHTS = True
     cfg.TRAIN.FEMUR_TIBIA_WEIGHT = 3.0
 
-    weights = joint_weights(cfg)
+    with caplog.at_level("INFO", logger="llrformer.training"):
+        weights = joint_weights(cfg)
+
+    assert "0-9 x 1.5, 10-17 x 3, 18-25 x 1, 26-33 x 3, 34-35 x 1.3" in caplog.text
+    assert "differ from the anatomical regions" in caplog.text
 
     expected = {"HIP_WEIGHT": 1.5, "FEMUR_WEIGHT": 3.0, "KNEE_WEIGHT": 1.0,
                 "TIBIA_WEIGHT": 3.0, "ANKLE_WEIGHT": 1.3}  # fmt: skip
