@@ -38,8 +38,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --config, --checkpoint and --device."""
+def add_model_arguments(parser: argparse.ArgumentParser, device_note: str = "") -> None:
+    """Add --config, --checkpoint and --device, with `device_note` after the --device help."""
     parser.add_argument(
         "--config",
         "--cfg",
@@ -61,7 +61,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         default="auto",
-        help="cpu, cuda, cuda:N or auto (CUDA when available; default: auto)",
+        help="cpu, cuda, cuda:N or auto (CUDA when available; default: auto)" + device_note,
     )
 
 

@@ -57,10 +57,7 @@ def build_script_parser(
     def note(option: str) -> str:
         return "" if option in used else NOT_USED
 
-    add_model_arguments(parser)
-    if "device" not in used:
-        device = next(action for action in parser._actions if action.dest == "device")
-        device.help += NOT_USED
+    add_model_arguments(parser, device_note=note("device"))
     parser.add_argument(
         "--image",
         type=Path,
