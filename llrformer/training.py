@@ -432,9 +432,14 @@ class RunLog(logging.Handler):
         write_text_atomic(self.path, "\n".join(self.lines) + "\n")
 
 
+def saved_weights(run_dir: Path) -> List[str]:
+    """Return the names of the WEIGHT_FILES that exist in `run_dir`."""
+    return [name for name in WEIGHT_FILES if (run_dir / name).exists()]
+
+
 def check_run_directory(run_dir: Path, resuming: bool, overwrite: bool) -> None:
     """Raise UserError when a fresh run would replace the weights of an earlier run."""
-    existing = [name for name in WEIGHT_FILES if (run_dir / name).exists()]
+    existing = saved_weights(run_dir)
     if existing and not resuming and not overwrite:
         raise UserError(
             f"{run_dir} already contains a training run ({', '.join(existing)}); pass --resume to "
@@ -497,8 +502,8 @@ def train(cfg: ConfigNode, options: TrainOptions) -> Dict[str, object]:
     run_dir = run_directory(cfg, options.root)
     resuming = options.resume is not None
     # Log lines are collected from the start and written once the run folder exists.
-    has_weights = any((run_dir / name).exists() for name in WEIGHT_FILES)
-    run_log = RunLog(run_dir / "train.log", keep_existing=resuming or not has_weights)
+    keep_log = resuming or not saved_weights(run_dir)
+    run_log = RunLog(run_dir / "train.log", keep_existing=keep_log)
     package_logger = logging.getLogger("llrformer")
     package_logger.addHandler(run_log)
     try:
