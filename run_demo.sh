@@ -20,7 +20,7 @@ py=.venv/bin/python
 
 step "2/5 phantom radiographs (data/)"
 # make_phantoms.py writes data/phantoms.json last, so phantom files without it are what an
-# interrupted run left; they are made again. A data set of the user's own is reused.
+# interrupted run left, and they are made again. A data set of the user's own is reused.
 if [[ -f data/phantoms.json ]] || { compgen -G "data/test/images/*" >/dev/null \
     && compgen -G "data/train/images/*" >/dev/null \
     && ! compgen -G "data/*/images/phantom_*" >/dev/null; }; then
@@ -30,7 +30,7 @@ else
 fi
 
 step "3/5 training the demo model ($config)"
-# final_state.pth is written when training ends; checkpoint.pth after every epoch.
+# final_state.pth is written when training ends, and checkpoint.pth after every epoch.
 if [[ -f $run_dir/final_state.pth ]]; then
     echo "reusing the trained model $run_dir/model_best.pth"
 elif [[ -f $run_dir/checkpoint.pth ]]; then

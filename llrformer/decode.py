@@ -62,8 +62,8 @@ def decode_heatmaps(
     pixels [col * sx, (col + 1) * sx) x [row * sy, (row + 1) * sy), and its centre maps to
     ((col + 0.5) * sx, (row + 0.5) * sy). This undoes the int() of the published targets on
     average and recovers a noise-free sub-pixel target to within a few hundredths of a cell
-    (see `make_targets`). Returns (coordinates, peak values [..., K]); the peak is the value of
-    the unsmoothed heatmap at the chosen cell.
+    (see `make_targets`). Returns (coordinates, peak values [..., K]). A peak value is the
+    value of the unsmoothed heatmap at the chosen cell.
     """
     heatmaps = np.asarray(heatmaps, dtype=np.float64)
     *leading, height, width = heatmaps.shape

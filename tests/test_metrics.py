@@ -50,8 +50,8 @@ def test_decode_finds_subpixel_gaussian_centres():
 
     # A heatmap cell (col, row) centre is input pixel ((col + 0.5) * stride, (row + 0.5) * stride).
     decoded_cells = coordinates / stride - 0.5
-    # The issue asks for under 0.1 cell; the smoothing before the fit costs at most 0.03 here,
-    # for Gaussians whose tails are cut by the border.
+    # Decoding must be accurate to 0.1 cell. The smoothing before the fit costs at most 0.03
+    # here, for Gaussians whose tails are cut by the border.
     assert np.abs(decoded_cells - centres).max() < 0.03
     assert np.all(peaks > 0.8)
 
